@@ -1,0 +1,264 @@
+"""The HTTP side every service shares: the Flask app, flask-smorest, problem details, request
+ids, request logs and metrics, health endpoints, units of work and cursor pagination."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+
+import structlog
+from flask import Flask, Response, g, jsonify, request, send_from_directory
+from flask.typing import ResponseReturnValue
+from flask_smorest import Api, Blueprint
+from marshmallow import RAISE, Schema, fields, validate
+from sqlalchemy import Select, tuple_
+from sqlalchemy.orm import Session
+from werkzeug.exceptions import HTTPException
+
+from lms_common import metrics
+from lms_common.context import begin_correlation, end_correlation
+from lms_common.db import new_id, session_scope
+from lms_common.errors import Problem, from_problem, problem_response
+
+if TYPE_CHECKING:
+    from lms_common.service import Runtime
+
+log = structlog.get_logger("lms.http")
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+DOCS_ASSETS = "/docs/assets/"
+
+
+class StrictSchema(Schema):
+    """Request bodies: an unknown field is an error, never silently dropped."""
+
+    class Meta:
+        unknown = RAISE
+
+
+class PageArgs(Schema):
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
+    cursor = fields.String(load_default=None, validate=validate.Length(max=512))
+
+    class Meta:
+        unknown = RAISE
+
+
+def page_schema(item_schema: type[Schema], name: str) -> type[Schema]:
+    """The schema of ``{"items": [...], "next_cursor": ...}`` for one kind of item."""
+    return Schema.from_dict(
+        {"items": fields.List(fields.Nested(item_schema)), "next_cursor": fields.String(allow_none=True)},
+        name=name,
+    )
+
+
+# --- units of work ----------------------------------------------------------------------------
+
+
+def runtime() -> Runtime:
+    from flask import current_app
+
+    return current_app.extensions["lms"]  # type: ignore[no-any-return]
+
+
+@contextmanager
+def unit_of_work() -> Iterator[Session]:
+    """A database transaction for this request: committed at the end of the block."""
+    with session_scope(runtime().session_factory) as session:
+        yield session
+
+
+# --- cursor pagination ------------------------------------------------------------------------
+
+
+def _encode_cursor(values: Sequence[Any]) -> str:
+    raw = json.dumps([v.isoformat() if hasattr(v, "isoformat") else v for v in values])
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, columns: Sequence[Any]) -> list[Any]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        values = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        if not isinstance(values, list) or len(values) != len(columns):
+            raise ValueError("wrong shape")
+        return [_typed(column, value) for column, value in zip(columns, values, strict=True)]
+    except (ValueError, TypeError) as exc:
+        raise Problem("the cursor is not one this API handed out", status=400, code="invalid_cursor") from exc
+
+
+def _typed(column: Any, value: Any) -> Any:
+    from datetime import datetime
+
+    python_type = getattr(column.type, "python_type", None)
+    if python_type is datetime and isinstance(value, str):
+        return datetime.fromisoformat(value)
+    return value
+
+
+def paginate(session: Session, query: Select[Any], key_columns: Sequence[Any], limit: int, cursor: str | None) -> tuple[list[Any], str | None]:
+    """Keyset pagination: rows after ``cursor`` in ``key_columns`` order, and the next cursor."""
+    if cursor:
+        query = query.where(tuple_(*key_columns) > tuple_(*_decode_cursor(cursor, key_columns)))
+    rows = list(session.scalars(query.order_by(*key_columns).limit(limit + 1)))
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    last = rows[-1]
+    return rows, _encode_cursor([getattr(last, column.key) for column in key_columns])
+
+
+def page(items: list[Any], next_cursor: str | None) -> tuple[dict[str, Any], int, dict[str, str]]:
+    """The list response: body, status and a ``Link: rel="next"`` header when there is more."""
+    headers: dict[str, str] = {}
+    if next_cursor:
+        args = {key: value for key, value in request.args.items() if key != "cursor"}
+        args["cursor"] = next_cursor
+        headers["Link"] = f'<{request.base_url}?{urlencode(args)}>; rel="next"'
+    return {"items": items, "next_cursor": next_cursor}, 200, headers
+
+
+# --- the app ----------------------------------------------------------------------------------
+
+
+def _flask_config(title: str, max_body_bytes: int) -> dict[str, Any]:
+    return {
+        "API_TITLE": title,
+        "API_VERSION": "1",
+        "OPENAPI_VERSION": "3.0.3",
+        "OPENAPI_URL_PREFIX": "/",
+        "OPENAPI_JSON_PATH": "openapi.json",
+        "OPENAPI_SWAGGER_UI_PATH": "docs",
+        "OPENAPI_SWAGGER_UI_URL": DOCS_ASSETS,
+        "MAX_CONTENT_LENGTH": max_body_bytes,
+        "MAX_FORM_MEMORY_SIZE": max_body_bytes,
+    }
+
+
+def build_app(name: str, title: str, blueprints: Sequence[Blueprint], rt: Runtime) -> Flask:
+    app = Flask(name)
+    app.config.update(_flask_config(title, rt.settings.max_body_bytes))
+    app.extensions["lms"] = rt
+    api = Api(app, spec_kwargs={"info": {"description": f"The LMS {name} service."}})
+    api.spec.components.security_scheme(
+        "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    )
+    api.register_blueprint(operations_blueprint())
+    for blueprint in blueprints:
+        api.register_blueprint(blueprint)
+    _install_docs_assets(app)
+    _install_request_hooks(app, name)
+    _install_error_handlers(app)
+    return app
+
+
+def operations_blueprint() -> Blueprint:
+    ops = Blueprint("operations", __name__, url_prefix="/", description="Health and metrics")
+
+    @ops.route("/healthz")
+    @ops.response(200)
+    def healthz() -> ResponseReturnValue:
+        """Liveness: the process is alive"""
+        return jsonify(status="ok")
+
+    @ops.route("/readyz")
+    @ops.response(200)
+    @ops.alt_response(503, description="The database or the broker does not answer")
+    def readyz() -> ResponseReturnValue:
+        """Readiness: the database and the broker answer"""
+        problems = runtime().readiness.problems()
+        if problems:
+            return jsonify(status="unavailable", down=problems), 503
+        return jsonify(status="ok")
+
+    @ops.route("/metrics")
+    @ops.response(200)
+    def prometheus_metrics() -> ResponseReturnValue:
+        """Prometheus metrics of every worker process of this API"""
+        body, content_type = metrics.exposition()
+        return Response(body, mimetype=content_type.split(";")[0], content_type=content_type)
+
+    return ops
+
+
+def _install_docs_assets(app: Flask) -> None:
+    import swagger_ui_bundle
+
+    @app.route(f"{DOCS_ASSETS}<path:filename>")
+    def docs_assets(filename: str) -> Response:
+        return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename)
+
+
+def _install_request_hooks(app: Flask, service: str) -> None:
+    @app.before_request
+    def start_request() -> None:
+        given = request.headers.get("X-Request-ID", "")
+        g.request_id = given if _REQUEST_ID.match(given) else new_id()
+        g.correlation_token = begin_correlation(g.request_id)
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def finish_request(response: Response) -> Response:
+        response.headers["X-Request-ID"] = g.get("request_id", "")
+        endpoint = request.url_rule.rule if request.url_rule else "unmatched"
+        elapsed = time.perf_counter() - g.get("started", time.perf_counter())
+        metrics.HTTP_REQUESTS.labels(service, request.method, endpoint, str(response.status_code)).inc()
+        metrics.HTTP_LATENCY.labels(service, request.method, endpoint).observe(elapsed)
+        if endpoint not in ("/metrics", "/healthz", "/readyz"):
+            log.info(
+                "request",
+                method=request.method,
+                path=request.path,
+                status=response.status_code,
+                duration_ms=round(elapsed * 1000, 2),
+            )
+        return response
+
+    @app.teardown_request
+    def end_request(_exc: BaseException | None) -> None:
+        token = g.pop("correlation_token", None)
+        if token is not None:
+            end_correlation(token)
+
+
+def _validation_errors(exc: HTTPException) -> dict[str, Any] | None:
+    data = getattr(exc, "data", None) or {}
+    messages = data.get("messages") if isinstance(data, dict) else None
+    if not messages:
+        return None
+    # webargs nests by location ("json", "query"); callers care about the fields.
+    if isinstance(messages, dict) and len(messages) == 1 and next(iter(messages)) in ("json", "query", "form", "headers", "view_args"):
+        return next(iter(messages.values()))  # type: ignore[no-any-return]
+    return messages  # type: ignore[no-any-return]
+
+
+def _install_error_handlers(app: Flask) -> None:
+    @app.errorhandler(Problem)
+    def handle_problem(problem: Problem) -> Response:
+        return from_problem(problem)
+
+    @app.errorhandler(HTTPException)
+    def handle_http(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        errors = _validation_errors(exc) if status == 422 else None
+        if status == 422:
+            detail = "the request does not match the schema; see errors"
+        elif status == 400 and getattr(exc, "data", None):
+            detail = "the request body is not valid JSON"
+        else:
+            detail = exc.description or ""
+        headers = None
+        if status == 405 and getattr(exc, "valid_methods", None):
+            headers = {"Allow": ", ".join(exc.valid_methods)}  # type: ignore[attr-defined]
+        return problem_response(status, detail=detail, errors=errors, headers=headers)
+
+    @app.errorhandler(Exception)
+    def handle_unexpected(exc: Exception) -> Response:
+        log.exception("unhandled error", error=repr(exc))
+        return problem_response(500, detail="an unexpected error occurred; it has been logged")

@@ -1,0 +1,123 @@
+"""The transactional outbox: events are written in the same transaction as the change they
+describe, and a relay (:mod:`lms_common.relay`) publishes them after the commit.
+
+A service never publishes from a request handler; it calls :func:`add` (or :func:`add_many`)
+with the session of its unit of work. An event added in a transaction that rolls back is never
+published.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import BigInteger, Index, Integer, LargeBinary, String, Text, delete, func, insert, select, text
+from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.types import JSON
+
+from lms_common.context import current_correlation_id
+from lms_common.contracts import SUITE_EVENTS
+from lms_common.db import Base, is_postgres, utcnow
+from lms_common.envelope import Event, EventCatalog
+
+NOTIFY_CHANNEL = "lms_outbox"
+
+
+class OutboxMessage(Base):
+    """An event waiting to be published (``sent_at`` empty) or already confirmed by the broker."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(200), unique=True)
+    event_type: Mapped[str] = mapped_column(String(100))
+    routing_key: Mapped[str] = mapped_column(String(200))
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    headers: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    attempts: Mapped[int] = mapped_column(default=0)
+    publish_after: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        # The relay only ever looks at unsent rows; keep that index small whatever the history.
+        Index(
+            "ix_outbox_unsent",
+            "id",
+            postgresql_where=text("sent_at IS NULL"),
+            sqlite_where=text("sent_at IS NULL"),
+        ),
+        Index("ix_outbox_sent_at", "sent_at"),
+    )
+
+
+def _row(event: Event, catalog: EventCatalog) -> dict[str, object]:
+    catalog.validate(event)
+    headers = {"x-request-id": current_correlation_id() or event.id}
+    return {
+        "event_id": event.id,
+        "event_type": event.type,
+        "routing_key": catalog.routing_key(event),
+        "body": event.to_json(),
+        "headers": headers,
+        "created_at": utcnow(),
+        "attempts": 0,
+    }
+
+
+def _notify_relay(session: Session) -> None:
+    """Wake the relay when this transaction commits (PostgreSQL only; once per transaction)."""
+    if not is_postgres(session):
+        return
+    transaction = session.get_transaction()
+    if session.info.get("outbox_notified") is transaction:
+        return
+    session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
+    session.info["outbox_notified"] = transaction
+
+
+def add(session: Session, event: Event, catalog: EventCatalog = SUITE_EVENTS) -> None:
+    """Add ``event`` to the outbox inside the caller's transaction (validated first)."""
+    add_many(session, [event], catalog)
+
+
+def add_many(session: Session, events: Iterable[Event], catalog: EventCatalog = SUITE_EVENTS) -> int:
+    """Add many events in one multi-row insert; returns how many. Bulk use cases call this."""
+    rows = [_row(event, catalog) for event in events]
+    if not rows:
+        return 0
+    session.execute(insert(OutboxMessage), rows)
+    _notify_relay(session)
+    return len(rows)
+
+
+def unsent_batch(session: Session, limit: int) -> Sequence[OutboxMessage]:
+    """Lock up to ``limit`` publishable rows, skipping those another relay holds."""
+    now = utcnow()
+    query = (
+        select(OutboxMessage)
+        .where(OutboxMessage.sent_at.is_(None))
+        .where((OutboxMessage.publish_after.is_(None)) | (OutboxMessage.publish_after <= now))
+        .order_by(OutboxMessage.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return session.scalars(query).all()
+
+
+def backlog(session: Session) -> tuple[int, float]:
+    """How many events wait to be published, and the age in seconds of the oldest one."""
+    count, oldest = session.execute(
+        select(func.count(), func.min(OutboxMessage.created_at)).where(OutboxMessage.sent_at.is_(None))
+    ).one()
+    if oldest is None:
+        return int(count), 0.0
+    return int(count), max(0.0, (utcnow() - oldest).total_seconds())
+
+
+def purge_sent(session: Session, older_than: timedelta) -> int:
+    """Delete rows confirmed more than ``older_than`` ago; the broker has had them for long."""
+    cutoff = utcnow() - older_than
+    result = session.execute(delete(OutboxMessage).where(OutboxMessage.sent_at < cutoff))
+    return int(result.rowcount or 0)

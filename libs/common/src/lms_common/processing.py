@@ -1,0 +1,145 @@
+"""Handling consumed messages, whatever carried them (RabbitMQ or the in-memory bus).
+
+A batch of deliveries is handled in one database transaction with a savepoint per message, so
+one commit serves many messages while a failing message rolls back only its own work. Each
+message's inbox row is written in its savepoint: a redelivered event is a duplicate with no
+effect. The transport acks only after :meth:`MessageProcessor.process` has returned, that is
+after the commit.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session, sessionmaker
+
+from lms_common import inbox, metrics
+from lms_common.context import correlation
+from lms_common.db import session_scope
+from lms_common.envelope import Event, EventCatalog, InvalidEvent, decode
+
+log = structlog.get_logger("lms.consumer")
+
+Handler = Callable[[Session, Event], None]
+MAX_BODY_BYTES = 1024 * 1024
+
+
+class Reject(Exception):
+    """Raised by a handler for a message that can never succeed: dead-letter it at once."""
+
+
+class Outcome(enum.Enum):
+    HANDLED = "handled"
+    DUPLICATE = "duplicate"
+    IGNORED = "ignored"  # a known event this service has no handler for
+    RETRY = "retry"  # failed this time; try again after a pause
+    DEAD_LETTER = "dead_lettered"
+
+
+@dataclass
+class Delivery:
+    """A message as the transport handed it over; ``tag`` is the transport's own handle."""
+
+    body: bytes
+    routing_key: str
+    message_id: str | None = None
+    headers: Mapping[str, Any] = field(default_factory=dict)
+    tag: Any = None
+    attempts: int = 0
+
+
+@dataclass(frozen=True)
+class Result:
+    outcome: Outcome
+    reason: str | None = None
+
+
+def is_connection_failure(exc: BaseException) -> bool:
+    """A lost database connection fails the whole batch, not the message in hand."""
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
+class MessageProcessor:
+    """Turns deliveries into results: parse, validate, de-duplicate, handle."""
+
+    def __init__(
+        self,
+        service: str,
+        session_factory: sessionmaker[Session],
+        handlers: Mapping[str, Handler],
+        catalog: EventCatalog,
+        max_body_bytes: int = MAX_BODY_BYTES,
+    ):
+        self.service = service
+        self.session_factory = session_factory
+        self.handlers = dict(handlers)
+        self.catalog = catalog
+        self.max_body_bytes = max_body_bytes
+
+    def parse(self, delivery: Delivery) -> Event | Result:
+        if len(delivery.body) > self.max_body_bytes:
+            return Result(Outcome.DEAD_LETTER, f"body of {len(delivery.body)} bytes exceeds {self.max_body_bytes}")
+        try:
+            return self.catalog.validate(decode(delivery.body))
+        except InvalidEvent as exc:
+            return Result(Outcome.DEAD_LETTER, exc.reason)
+
+    def process(self, deliveries: Sequence[Delivery]) -> list[Result]:
+        """Handle a batch in one transaction; raises only when the database itself failed."""
+        parsed = [self.parse(delivery) for delivery in deliveries]
+        results: list[Result] = []
+        with session_scope(self.session_factory) as session:
+            for delivery, item in zip(deliveries, parsed, strict=True):
+                result = item if isinstance(item, Result) else self._handle(session, delivery, item)
+                results.append(result)
+        for delivery, item, result in zip(deliveries, parsed, results, strict=True):
+            event_type = item.type if isinstance(item, Event) else "invalid"
+            metrics.record_consumed(self.service, event_type, result.outcome.value)
+            self._log(delivery, item, result)
+        return results
+
+    def _handle(self, session: Session, delivery: Delivery, event: Event) -> Result:
+        handler = self.handlers.get(event.type)
+        if handler is None:
+            return Result(Outcome.IGNORED, f"{self.service} has no handler for {event.type}")
+        correlation_id = str(delivery.headers.get("x-request-id") or event.id)
+        started = time.perf_counter()
+        savepoint = session.begin_nested()
+        try:
+            with correlation(correlation_id):
+                if not inbox.record(session, event.id, event.type):
+                    savepoint.rollback()
+                    return Result(Outcome.DUPLICATE)
+                handler(session, event)
+            savepoint.commit()
+        except Reject as exc:
+            savepoint.rollback()
+            return Result(Outcome.DEAD_LETTER, f"rejected by handler: {exc}")
+        except Exception as exc:
+            if is_connection_failure(exc):
+                raise
+            savepoint.rollback()
+            return Result(Outcome.RETRY, f"{type(exc).__name__}: {exc}")
+        finally:
+            metrics.observe_handling(self.service, event.type, time.perf_counter() - started)
+        return Result(Outcome.HANDLED)
+
+    def _log(self, delivery: Delivery, item: Event | Result, result: Result) -> None:
+        fields: dict[str, Any] = {
+            "outcome": result.outcome.value,
+            "routing_key": delivery.routing_key,
+            "message_id": delivery.message_id,
+            "correlation_id": delivery.headers.get("x-request-id"),
+        }
+        if isinstance(item, Event):
+            fields.update(event_type=item.type, event_id=item.id, orgid=item.orgid)
+        if result.reason:
+            fields["reason"] = result.reason
+        level = log.warning if result.outcome in (Outcome.RETRY, Outcome.DEAD_LETTER) else log.info
+        level("message", **fields)

@@ -1,0 +1,1 @@
+"""LMS automation: rules, runs, event ingress, dead letters."""

@@ -1,0 +1,1 @@
+"""LMS catalog: products, courses, modules, lessons, programs."""

@@ -1,0 +1,1 @@
+"""LMS enrollment: grants, enrollments, progress, assignments, certificates."""

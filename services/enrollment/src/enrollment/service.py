@@ -1,0 +1,11 @@
+"""The enrollment service as the shared runtime sees it: its API, its handlers, its migrations."""
+
+from pathlib import Path
+
+from lms_common.service import ServiceDefinition
+
+SERVICE = ServiceDefinition(
+    name="enrollment",
+    title="LMS enrollment: grants, enrollments, progress, assignments, certificates",
+    migrations=str(Path(__file__).parent / "migrations"),
+)

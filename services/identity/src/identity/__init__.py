@@ -1,0 +1,1 @@
+"""LMS identity: people, organizations, roles and OAuth 2."""

@@ -1,0 +1,5 @@
+"""Alembic environment of the identity database."""
+
+from lms_common.migrations import run_migrations
+
+run_migrations()

@@ -1,0 +1,1 @@
+"""LMS reporting: completion, compliance and audit reports."""

@@ -1,0 +1,11 @@
+"""The reporting service as the shared runtime sees it: its API, its handlers, its migrations."""
+
+from pathlib import Path
+
+from lms_common.service import ServiceDefinition
+
+SERVICE = ServiceDefinition(
+    name="reporting",
+    title="LMS reporting: completion, compliance and audit reports",
+    migrations=str(Path(__file__).parent / "migrations"),
+)

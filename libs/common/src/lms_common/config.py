@@ -80,6 +80,7 @@ class Settings:
     relay_poll_seconds: float = 1.0
     heartbeat_seconds: int = 30
     log_level: str = "INFO"
+    serve_metrics: bool = True
 
     @classmethod
     def from_env(cls, service: str, env: Mapping[str, str] | None = None) -> Settings:
@@ -110,6 +111,7 @@ class Settings:
             relay_poll_seconds=_float(env, "LMS_RELAY_POLL_SECONDS", 1.0),
             heartbeat_seconds=_int(env, "LMS_HEARTBEAT_SECONDS", 30),
             log_level=env.get("LMS_LOG_LEVEL", "INFO").upper(),
+            serve_metrics=env.get("LMS_SERVE_METRICS", "1") not in ("0", "false", "no"),
         )
 
     @property
@@ -127,8 +129,9 @@ class Settings:
 
     @property
     def worker_metrics_port(self) -> int:
-        return self.api_port + 100
+        """Where a worker serves /metrics (0: not at all)."""
+        return self.api_port + 100 if self.serve_metrics else 0
 
     @property
     def relay_metrics_port(self) -> int:
-        return self.api_port + 200
+        return self.api_port + 200 if self.serve_metrics else 0

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import Connection, DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -35,6 +35,11 @@ class UTCDateTime(TypeDecorator[datetime]):
 
     impl = DateTime(timezone=True)
     cache_ok = True
+
+    @property
+    def python_type(self) -> type[datetime]:
+        # SQLAlchemy 2.1 answers ``object`` for a TypeDecorator; the cursor decoder needs this.
+        return datetime
 
     def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
         if value is None:
@@ -86,6 +91,14 @@ def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _begin_before_savepoint(connection: Connection, _name: str) -> None:
+    # pysqlite begins a transaction only before DML: a SAVEPOINT issued first would itself be
+    # the outermost transaction, and releasing it would commit the unit of work early.
+    dbapi_connection = connection.connection.dbapi_connection
+    if dbapi_connection is not None and not dbapi_connection.in_transaction:
+        dbapi_connection.execute("BEGIN")
+
+
 def make_engine(url: str, **options: Any) -> Engine:
     """An engine for ``url``; SQLite files get WAL and a busy timeout, their folder is created."""
     url = normalise_url(url)
@@ -95,6 +108,7 @@ def make_engine(url: str, **options: Any) -> Engine:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, **options)
         event.listen(engine, "connect", _tune_sqlite)
+        event.listen(engine, "savepoint", _begin_before_savepoint)
         return engine
     options.setdefault("pool_pre_ping", True)
     options.setdefault("pool_size", 10)

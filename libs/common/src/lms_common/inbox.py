@@ -34,5 +34,6 @@ def record(session: Session, event_id: str, event_type: str) -> bool:
         dialect.insert(InboxMessage)
         .values(event_id=event_id, event_type=event_type, handled_at=utcnow())
         .on_conflict_do_nothing(index_elements=["event_id"])
+        .returning(InboxMessage.event_id)
     )
-    return bool(session.execute(statement).rowcount)
+    return session.execute(statement).first() is not None

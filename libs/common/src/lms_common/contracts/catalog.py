@@ -1,0 +1,7 @@
+"""Events catalog publishes."""
+
+from __future__ import annotations
+
+from lms_common.envelope import EventType
+
+EVENTS: list[EventType] = []

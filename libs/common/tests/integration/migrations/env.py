@@ -1,0 +1,12 @@
+"""Alembic environment of the integration-test service."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import fixture_service  # noqa: E402,F401 - registers the effects table
+
+from lms_common.migrations import run_migrations  # noqa: E402
+
+run_migrations()

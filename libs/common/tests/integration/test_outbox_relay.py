@@ -1,0 +1,169 @@
+"""The outbox and its relay against real PostgreSQL and RabbitMQ."""
+
+from __future__ import annotations
+
+import random
+import signal
+import threading
+import time
+
+import pytest
+from conftest import Bus, consuming, ping, spawn
+from fixture_service import effect_counts
+from sqlalchemy import func, select
+
+from lms_common import metrics, outbox
+from lms_common.config import Settings
+from lms_common.db import session_scope
+from lms_common.messaging import ConfirmingPublisher
+from lms_common.outbox import OutboxMessage
+from lms_common.relay import ListenWaker, Relay
+from lms_common.service import Runtime
+from lms_common.testing import wait_until
+
+
+def make_relay(settings: Settings, rt: Runtime, batch_size: int = 500) -> tuple[Relay, ConfirmingPublisher]:
+    publisher = ConfirmingPublisher(settings.amqp_url, settings.exchange, app_id="fixture")
+    return Relay("fixture", rt.session_factory, publisher, batch_size=batch_size, poll_seconds=0.2), publisher
+
+
+def relay_until_empty(relay: Relay) -> int:
+    total = 0
+    while taken := relay.relay_once():
+        total += taken
+    return total
+
+
+def unsent(rt: Runtime) -> int:
+    with session_scope(rt.session_factory) as session:
+        return int(session.scalar(select(func.count()).where(OutboxMessage.sent_at.is_(None))) or 0)
+
+
+def test_rolled_back_event_is_never_published_and_committed_one_is_published_once(
+    settings: Settings, runtime: Runtime, bus: Bus
+) -> None:
+    kept, dropped = ping(1), ping(2)
+    with pytest.raises(RuntimeError), session_scope(runtime.session_factory) as session:
+        outbox.add(session, dropped, SERVICE_CATALOG)
+        raise RuntimeError("the use case failed")
+    with session_scope(runtime.session_factory) as session:
+        outbox.add(session, kept, SERVICE_CATALOG)
+
+    relay, publisher = make_relay(settings, runtime)
+    try:
+        assert relay_until_empty(relay) == 1
+    finally:
+        publisher.close()
+
+    received = bus.tapped(expected=1)
+    assert [message.event_id for message in received] == [kept.id]
+    assert received[0].routing_key == "test.Ping"
+    assert received[0].message_id == kept.id
+    assert unsent(runtime) == 0
+
+
+def test_eight_concurrent_writers_with_random_transaction_lengths_all_get_published(
+    settings: Settings, runtime: Runtime, bus: Bus
+) -> None:
+    per_writer, writers = 60, 8
+    written: list[str] = []
+    lock = threading.Lock()
+
+    def write(seed: int) -> None:
+        rng = random.Random(seed)
+        for n in range(per_writer):
+            event = ping(n)
+            with session_scope(runtime.session_factory) as session:
+                outbox.add(session, event, SERVICE_CATALOG)
+                time.sleep(rng.uniform(0, 0.02))  # hold the transaction open a random while
+            with lock:
+                written.append(event.id)
+
+    relay, publisher = make_relay(settings, runtime, batch_size=50)
+    stop = threading.Event()
+    relay_thread = threading.Thread(target=relay.run, args=(stop, ListenWaker(settings.database_url, stop)))
+    relay_thread.start()
+    threads = [threading.Thread(target=write, args=(seed,)) for seed in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        received = bus.tapped(expected=per_writer * writers, timeout=30)
+    finally:
+        stop.set()
+        relay_thread.join(timeout=10)
+        publisher.close()
+
+    ids = [message.event_id for message in received]
+    assert sorted(ids) == sorted(written)
+    assert len(set(ids)) == per_writer * writers
+
+
+def test_two_relays_at_once_never_publish_the_same_row(settings: Settings, runtime: Runtime, bus: Bus) -> None:
+    total = 3000
+    with session_scope(runtime.session_factory) as session:
+        outbox.add_many(session, [ping(n) for n in range(total)], SERVICE_CATALOG)
+
+    counts: list[int] = []
+
+    def run_relay() -> None:
+        relay, publisher = make_relay(settings, runtime, batch_size=100)
+        try:
+            counts.append(relay_until_empty(relay))
+        finally:
+            publisher.close()
+
+    threads = [threading.Thread(target=run_relay) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    ids = [message.event_id for message in bus.tapped(expected=total)]
+    assert len(ids) == total
+    assert len(set(ids)) == total
+    assert sum(counts) == total
+    assert min(counts) > 0, "both relays took part"
+    assert unsent(runtime) == 0
+
+
+def test_relay_killed_between_publish_and_mark_publishes_again_and_the_inbox_absorbs_it(
+    settings: Settings, runtime: Runtime, bus: Bus
+) -> None:
+    events = [ping(n) for n in range(20)]
+    with session_scope(runtime.session_factory) as session:
+        outbox.add_many(session, events, SERVICE_CATALOG)
+
+    doomed = spawn(settings, "relay", LMS_FAULT_RELAY_AFTER_PUBLISH="1")
+    assert doomed.wait(timeout=30) == -signal.SIGKILL
+    assert len(bus.tapped(expected=len(events))) == len(events), "published before the crash"
+    assert unsent(runtime) == len(events), "but never marked sent"
+
+    duplicates_before = _consumed("duplicate")
+    with consuming(settings, runtime):
+        relay = spawn(settings, "relay")
+        try:
+            wait_until(lambda: unsent(runtime) == 0, timeout=20)
+
+            def all_handled() -> bool:
+                with session_scope(runtime.session_factory) as session:
+                    return len(effect_counts(session)) == len(events)
+
+            wait_until(all_handled, timeout=20)
+            wait_until(lambda: _consumed("duplicate") - duplicates_before >= len(events), timeout=20)
+        finally:
+            relay.terminate()
+            relay.wait(timeout=10)
+
+    with session_scope(runtime.session_factory) as session:
+        counts = effect_counts(session)
+    assert set(counts) == {event.id for event in events}
+    assert set(counts.values()) == {1}, "each event had exactly one effect"
+
+
+def _consumed(outcome: str) -> float:
+    return metrics.CONSUMED.labels("fixture", "Ping", outcome)._value.get()
+
+
+from fixture_service import CATALOG as SERVICE_CATALOG  # noqa: E402

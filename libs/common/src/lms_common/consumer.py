@@ -36,6 +36,10 @@ MAX_BACKOFF_SECONDS = 10.0
 MAX_RETRY_DELAY_SECONDS = 60.0
 
 
+def _nothing() -> None:
+    """A no-op callback whose arrival ends a wait on the connection."""
+
+
 class Backoff:
     """Exponential delays for reconnecting: 0.5, 1, 2 ... capped."""
 
@@ -156,6 +160,15 @@ class Consumer:
         while not done():
             connection.process_data_events(time_limit=PUMP_SECONDS)
 
+    def _run_in_handler_thread(self, connection: pika.BlockingConnection, batch: list[Delivery]) -> Future[list[Result]]:
+        """Handle the batch in the helper thread, serving the connection until it is done."""
+        future = self._executor.submit(self.processor.process, batch)
+        # Wake process_data_events the moment the batch is done rather than at its time limit.
+        future.add_done_callback(lambda _: connection.add_callback_threadsafe(_nothing))
+        while not future.done():
+            connection.process_data_events(time_limit=1.0)
+        return future
+
     def _handle(
         self,
         connection: pika.BlockingConnection,
@@ -165,8 +178,7 @@ class Consumer:
     ) -> None:
         backoff = Backoff()
         while True:
-            future: Future[list[Result]] = self._executor.submit(self.processor.process, batch)
-            self._pump_until(connection, future.done)
+            future = self._run_in_handler_thread(connection, batch)
             try:
                 results = future.result()
                 break

@@ -6,9 +6,10 @@ The handler's work and the inbox row are written in one transaction, so a redeli
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import String
+from sqlalchemy import String, delete
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -24,16 +25,31 @@ class InboxMessage(Base):
 
 
 def record(session: Session, event_id: str, event_type: str) -> bool:
-    """Note that ``event_id`` is being handled; False when it already was (a duplicate).
+    """Note that ``event_id`` is being handled; False when it already was (a duplicate)."""
+    return event_id in record_many(session, [(event_id, event_type)])
+
+
+def record_many(session: Session, events: Sequence[tuple[str, str]]) -> set[str]:
+    """Note a batch of (event id, type) in one statement; returns the ids not seen before.
 
     ``ON CONFLICT DO NOTHING`` rather than catching the unique violation: a concurrent
-    consumer holding the same id makes this wait for its commit, then answer False.
+    consumer holding the same id makes this wait for its commit, then leaves it out.
     """
+    if not events:
+        return set()
     dialect = postgresql if is_postgres(session) else sqlite
+    table = InboxMessage.__table__
+    # One cached statement, executed for many rows: SQLAlchemy batches them into multi-row
+    # INSERTs and still hands back what RETURNING said.
     statement = (
-        dialect.insert(InboxMessage)
-        .values(event_id=event_id, event_type=event_type, handled_at=utcnow())
-        .on_conflict_do_nothing(index_elements=["event_id"])
-        .returning(InboxMessage.event_id)
+        dialect.insert(table).on_conflict_do_nothing(index_elements=["event_id"]).returning(table.c.event_id)
     )
-    return session.execute(statement).first() is not None
+    now = utcnow()
+    rows = [{"event_id": event_id, "event_type": event_type, "handled_at": now} for event_id, event_type in events]
+    return set(session.execute(statement, rows).scalars())
+
+
+def forget(session: Session, event_ids: Sequence[str]) -> None:
+    """Take back ids whose handling failed, so that their next delivery is handled again."""
+    if event_ids:
+        session.execute(delete(InboxMessage).where(InboxMessage.event_id.in_(event_ids)))

@@ -30,6 +30,10 @@ Handler = Callable[[Session, Event], None]
 MAX_BODY_BYTES = 1024 * 1024
 
 
+class _HandlerFailed(Exception):
+    """A handler failed on the fast path: the batch is handled again, message by message."""
+
+
 class Reject(Exception):
     """Raised by a handler for a message that can never succeed: dead-letter it at once."""
 
@@ -91,40 +95,61 @@ class MessageProcessor:
             return Result(Outcome.DEAD_LETTER, exc.reason)
 
     def process(self, deliveries: Sequence[Delivery]) -> list[Result]:
-        """Handle a batch in one transaction; raises only when the database itself failed."""
+        """Handle a batch in one transaction; raises only when the database itself failed.
+
+        The fast path runs every handler in the batch's transaction. Should one fail, that
+        transaction is rolled back whole and the batch is handled again with a savepoint per
+        message, so the failure costs only its own work and the common case pays no savepoints.
+        """
         parsed = [self.parse(delivery) for delivery in deliveries]
-        results: list[Result] = []
-        with session_scope(self.session_factory) as session:
-            for delivery, item in zip(deliveries, parsed, strict=True):
-                result = item if isinstance(item, Result) else self._handle(session, delivery, item)
-                results.append(result)
+        try:
+            results = self._process(deliveries, parsed, isolate=False)
+        except _HandlerFailed:
+            results = self._process(deliveries, parsed, isolate=True)
         for delivery, item, result in zip(deliveries, parsed, results, strict=True):
             event_type = item.type if isinstance(item, Event) else "invalid"
             metrics.record_consumed(self.service, event_type, result.outcome.value)
             self._log(delivery, item, result)
         return results
 
-    def _handle(self, session: Session, delivery: Delivery, event: Event) -> Result:
-        handler = self.handlers.get(event.type)
-        if handler is None:
-            return Result(Outcome.IGNORED, f"{self.service} has no handler for {event.type}")
+    def _process(self, deliveries: Sequence[Delivery], parsed: list[Event | Result], *, isolate: bool) -> list[Result]:
+        results: list[Result | None] = [item if isinstance(item, Result) else None for item in parsed]
+        todo = [(i, item) for i, item in enumerate(parsed) if isinstance(item, Event)]
+        for i, event in todo:
+            if event.type not in self.handlers:
+                results[i] = Result(Outcome.IGNORED, f"{self.service} has no handler for {event.type}")
+        todo = [(i, event) for i, event in todo if results[i] is None]
+        with session_scope(self.session_factory) as session:
+            fresh = inbox.record_many(session, [(event.id, event.type) for _, event in todo])
+            failed: list[str] = []
+            for i, event in todo:
+                if event.id not in fresh:
+                    results[i] = Result(Outcome.DUPLICATE)
+                    continue
+                fresh.discard(event.id)  # the same id twice in one batch: the second is a duplicate
+                results[i] = self._handle(session, deliveries[i], event, isolate=isolate)
+                if results[i].outcome is not Outcome.HANDLED:  # type: ignore[union-attr]
+                    failed.append(event.id)
+            inbox.forget(session, failed)
+        return [result for result in results if result is not None]
+
+    def _handle(self, session: Session, delivery: Delivery, event: Event, *, isolate: bool) -> Result:
         correlation_id = str(delivery.headers.get("x-request-id") or event.id)
         started = time.perf_counter()
-        savepoint = session.begin_nested()
+        savepoint = session.begin_nested() if isolate else None
         try:
             with correlation(correlation_id):
-                if not inbox.record(session, event.id, event.type):
-                    savepoint.rollback()
-                    return Result(Outcome.DUPLICATE)
-                handler(session, event)
-            savepoint.commit()
-        except Reject as exc:
-            savepoint.rollback()
-            return Result(Outcome.DEAD_LETTER, f"rejected by handler: {exc}")
+                self.handlers[event.type](session, event)
+            if savepoint is not None:
+                savepoint.commit()
         except Exception as exc:
             if is_connection_failure(exc):
                 raise
+            if savepoint is None:
+                raise _HandlerFailed from exc
             savepoint.rollback()
+            if isinstance(exc, Reject):
+                return Result(Outcome.DEAD_LETTER, f"rejected by handler: {exc}")
             return Result(Outcome.RETRY, f"{type(exc).__name__}: {exc}")
         finally:
             metrics.observe_handling(self.service, event.type, time.perf_counter() - started)

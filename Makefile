@@ -57,7 +57,7 @@ bench: install
 	$(PY) bench/run.py
 
 asyncapi: install
-	$(PY) -m lms_common.asyncapi > asyncapi.yaml
+	$(PY) -m lms_common.asyncapi $(SERVICES) > asyncapi.yaml
 
 clean:
 	rm -rf $(VENV) var

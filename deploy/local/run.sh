@@ -9,6 +9,11 @@ export LMS_VAR_DIR="${LMS_VAR_DIR:-$PWD/var}"
 export LMS_AMQP_URL="${LMS_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2F}"
 mkdir -p "$LMS_VAR_DIR"
 
+if ! python -c "import lms_common, honcho" 2>/dev/null; then
+    echo "The suite is not installed in this Python ($(command -v python)): run 'make run'." >&2
+    exit 1
+fi
+
 if ! python - <<'PY'
 import os, sys, pika
 try:

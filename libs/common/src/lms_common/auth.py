@@ -122,7 +122,7 @@ class JWKSCache:
             return None
         try:
             return self._keys.get_by_kid(kid)
-        except (ValueError, KeyError):
+        except (ValueError, KeyError, JoseError):  # joserfc raises InvalidKeyIdError, a JoseError
             return None
 
     def _refresh(self) -> None:

@@ -24,6 +24,11 @@ SPECVERSION = "1.0"
 CONTENT_TYPE = "application/cloudevents+json"
 REQUIRED_ATTRIBUTES = ("specversion", "id", "source", "type", "time", "data", "orgid")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# Python's fromisoformat also takes ISO 8601 forms RFC 3339 does not ("20261201", "2026-W48-2").
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_DATE_TIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
 
 
 class InvalidEvent(ValueError):
@@ -36,6 +41,8 @@ class InvalidEvent(ValueError):
 
 def parse_time(value: str) -> datetime:
     """An RFC 3339 timestamp with its offset (``Z`` or ``+hh:mm``), as an aware datetime."""
+    if not _DATE_TIME.fullmatch(value):
+        raise ValueError("not an RFC 3339 timestamp")
     parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
     if parsed.tzinfo is None:
         raise ValueError("timestamp without an offset")
@@ -145,7 +152,7 @@ FORMATS = FormatChecker(formats=())
 
 @FORMATS.checks("date", raises=ValueError)
 def _is_date(value: object) -> bool:
-    return not isinstance(value, str) or bool(date.fromisoformat(value))
+    return not isinstance(value, str) or bool(_DATE.fullmatch(value) and date.fromisoformat(value))
 
 
 @FORMATS.checks("date-time", raises=ValueError)

@@ -1,0 +1,109 @@
+"""Database plumbing: UTC timestamps, units of work, URLs and SQLite tuning."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import StatementError
+from sqlalchemy.orm import Session, sessionmaker
+
+from lms_common.db import make_engine, normalise_url, session_scope
+from lms_common.inbox import InboxMessage
+
+PARIS_SUMMER = timezone(timedelta(hours=2))
+
+
+def count_inbox(factory: sessionmaker[Session]) -> int:
+    with session_scope(factory) as session:
+        return session.scalar(select(func.count()).select_from(InboxMessage)) or 0
+
+
+class WorkFailedError(Exception):
+    pass
+
+
+def test_naive_datetime_is_refused(session_factory: sessionmaker[Session]) -> None:
+    with pytest.raises(StatementError, match="naive datetimes are not stored"), session_scope(session_factory) as s:
+        s.add(InboxMessage(event_id="e1", event_type="T", handled_at=datetime(2026, 1, 1, 10)))
+        s.flush()
+
+
+def test_timestamp_comes_back_aware_in_utc(session_factory: sessionmaker[Session]) -> None:
+    stored = datetime(2026, 7, 1, 12, 30, 15, 123456, tzinfo=PARIS_SUMMER)
+    with session_scope(session_factory) as session:
+        session.add(InboxMessage(event_id="e1", event_type="T", handled_at=stored))
+    with session_scope(session_factory) as session:
+        loaded = session.scalars(select(InboxMessage.handled_at)).one()
+    assert loaded.tzinfo is UTC
+    assert loaded == stored
+    assert loaded.hour == 10
+
+
+def test_session_scope_commits_a_block_that_ends_normally(session_factory: sessionmaker[Session]) -> None:
+    with session_scope(session_factory) as session:
+        session.add(InboxMessage(event_id="e1", event_type="T"))
+    assert count_inbox(session_factory) == 1
+
+
+def test_session_scope_rolls_back_a_block_that_raises(session_factory: sessionmaker[Session]) -> None:
+    with pytest.raises(WorkFailedError), session_scope(session_factory) as session:
+        session.add(InboxMessage(event_id="e1", event_type="T"))
+        session.flush()
+        raise WorkFailedError
+    assert count_inbox(session_factory) == 0
+
+
+def test_released_savepoint_is_rolled_back_with_its_unit_of_work(session_factory: sessionmaker[Session]) -> None:
+    # On SQLite the savepoint is the first statement: it must not become the outer transaction.
+    with pytest.raises(WorkFailedError), session_scope(session_factory) as session:
+        with session.begin_nested():
+            session.add(InboxMessage(event_id="e1", event_type="T"))
+        raise WorkFailedError
+    assert count_inbox(session_factory) == 0
+
+
+def test_rolled_back_savepoint_keeps_the_rest_of_the_unit_of_work(session_factory: sessionmaker[Session]) -> None:
+    with session_scope(session_factory) as session:
+        session.add(InboxMessage(event_id="kept", event_type="T"))
+        savepoint = session.begin_nested()
+        session.add(InboxMessage(event_id="dropped", event_type="T"))
+        session.flush()
+        savepoint.rollback()
+    with session_scope(session_factory) as session:
+        assert session.scalars(select(InboxMessage.event_id)).all() == ["kept"]
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        "postgresql://lms:s3cret@db:5432/lms",
+        "postgresql+psycopg2://lms:s3cret@db:5432/lms",
+        "postgresql+pg8000://db/lms",
+    ],
+)
+def test_normalise_url_uses_psycopg_for_postgresql(given: str) -> None:
+    url = make_url(normalise_url(given))
+    assert url.get_dialect().driver == "psycopg"
+    assert (url.host, url.database) == ("db", "lms")
+
+
+def test_normalise_url_keeps_the_password_whole() -> None:
+    assert make_url(normalise_url("postgresql+psycopg2://lms:p%40ss%2Fw@db/lms")).password == "p@ss/w"
+
+
+def test_normalise_url_leaves_sqlite_alone() -> None:
+    assert normalise_url("sqlite:///var/catalog.sqlite3") == "sqlite:///var/catalog.sqlite3"
+
+
+def test_new_sqlite_file_runs_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'var' / 'new.sqlite3'}")
+    with engine.connect() as connection:
+        assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
+        assert connection.execute(text("PRAGMA busy_timeout")).scalar() == 10000
+    engine.dispose()
+    assert (tmp_path / "var" / "new.sqlite3").is_file()

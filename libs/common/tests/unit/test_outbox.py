@@ -1,0 +1,142 @@
+"""The transactional outbox on SQLite: rows appear only with the transaction that adds them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from lms_common import outbox
+from lms_common.context import correlation
+from lms_common.db import session_scope, utcnow
+from lms_common.envelope import Event, InvalidEvent, decode
+from lms_common.outbox import OutboxMessage
+
+
+class WorkFailedError(Exception):
+    pass
+
+
+def rows(factory: sessionmaker[Session]) -> list[OutboxMessage]:
+    with session_scope(factory) as session:
+        return list(session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
+
+
+def add_committed(factory: sessionmaker[Session], *events: Event) -> None:
+    with session_scope(factory) as session:
+        outbox.add_many(session, events)
+
+
+def age_rows(factory: sessionmaker[Session], seconds: float, **values: object) -> None:
+    with session_scope(factory) as session:
+        session.execute(update(OutboxMessage).values(created_at=utcnow() - timedelta(seconds=seconds), **values))
+
+
+def test_event_added_in_a_rolled_back_transaction_leaves_no_row(
+    session_factory: sessionmaker[Session], make_event: Callable[..., Event]
+) -> None:
+    with pytest.raises(WorkFailedError), session_scope(session_factory) as session:
+        outbox.add(session, make_event("UserDisabled"))
+        raise WorkFailedError
+    assert rows(session_factory) == []
+
+
+def test_committed_event_leaves_one_row_with_its_routing_key(
+    session_factory: sessionmaker[Session], make_event: Callable[..., Event]
+) -> None:
+    event = make_event("UserDisabled")
+    with session_scope(session_factory) as session:
+        outbox.add(session, event)
+    [row] = rows(session_factory)
+    assert (row.event_id, row.event_type, row.routing_key) == (event.id, "UserDisabled", "identity.UserDisabled")
+    assert (row.attempts, row.sent_at, row.publish_after) == (0, None, None)
+
+
+def test_row_body_is_the_event_as_a_cloudevent(
+    session_factory: sessionmaker[Session], make_event: Callable[..., Event]
+) -> None:
+    event = make_event("InvoicePaid")
+    add_committed(session_factory, event)
+    assert decode(rows(session_factory)[0].body) == event
+
+
+def test_row_headers_carry_the_correlation_id_of_the_work_in_hand(
+    session_factory: sessionmaker[Session], make_event: Callable[..., Event]
+) -> None:
+    with correlation("req-123"), session_scope(session_factory) as session:
+        outbox.add(session, make_event("UserDisabled"))
+    assert rows(session_factory)[0].headers == {"x-request-id": "req-123"}
+
+
+def test_row_without_correlation_is_correlated_by_its_event_id(
+    session_factory: sessionmaker[Session], make_event: Callable[..., Event]
+) -> None:
+    event = make_event("UserDisabled")
+    add_committed(session_factory, event)
+    assert rows(session_factory)[0].headers == {"x-request-id": event.id}
+
+
+def test_invalid_event_is_refused_before_it_enters_the_outbox(
+    session_factory: sessionmaker[Session], make_event: Callable[..., Event]
+) -> None:
+    with pytest.raises(InvalidEvent, match="user_id"), session_scope(session_factory) as session:
+        outbox.add(session, make_event("UserDisabled", user_id="42"))
+    assert rows(session_factory) == []
+
+
+def test_add_many_adds_every_event_in_order(
+    session_factory: sessionmaker[Session], make_event: Callable[..., Event]
+) -> None:
+    events = [make_event("EmployeeOffboarded", employee_id=f"E-{n}") for n in range(3)]
+    with session_scope(session_factory) as session:
+        assert outbox.add_many(session, events) == 3
+    assert [row.event_id for row in rows(session_factory)] == [event.id for event in events]
+
+
+def test_add_many_of_nothing_adds_nothing(session_factory: sessionmaker[Session]) -> None:
+    with session_scope(session_factory) as session:
+        assert outbox.add_many(session, []) == 0
+    assert rows(session_factory) == []
+
+
+def test_backlog_of_an_empty_outbox_is_zero(session_factory: sessionmaker[Session]) -> None:
+    with session_scope(session_factory) as session:
+        assert outbox.backlog(session) == (0, 0.0)
+
+
+def test_backlog_counts_unsent_rows_and_the_age_of_the_oldest(
+    session_factory: sessionmaker[Session], make_event: Callable[..., Event]
+) -> None:
+    add_committed(session_factory, make_event("UserDisabled"))
+    age_rows(session_factory, 60)
+    add_committed(session_factory, make_event("UserDisabled"))
+    with session_scope(session_factory) as session:
+        count, age = outbox.backlog(session)
+    assert count == 2
+    assert 60 <= age < 70
+
+
+def test_backlog_leaves_out_sent_rows(session_factory: sessionmaker[Session], make_event: Callable[..., Event]) -> None:
+    add_committed(session_factory, make_event("UserDisabled"))
+    age_rows(session_factory, 600, sent_at=utcnow())
+    add_committed(session_factory, make_event("UserDisabled"))
+    with session_scope(session_factory) as session:
+        count, age = outbox.backlog(session)
+    assert count == 1
+    assert age < 10
+
+
+def test_purge_sent_deletes_only_rows_sent_long_ago(
+    session_factory: sessionmaker[Session], make_event: Callable[..., Event]
+) -> None:
+    old, recent, unsent = (make_event("EmployeeOffboarded", employee_id=f"E-{n}") for n in range(3))
+    add_committed(session_factory, old, recent, unsent)
+    with session_scope(session_factory) as session:
+        for event, sent_at in ((old, utcnow() - timedelta(days=8)), (recent, utcnow() - timedelta(hours=1))):
+            session.execute(update(OutboxMessage).where(OutboxMessage.event_id == event.id).values(sent_at=sent_at))
+    with session_scope(session_factory) as session:
+        assert outbox.purge_sent(session, timedelta(days=7)) == 1
+    assert [row.event_id for row in rows(session_factory)] == [recent.id, unsent.id]

@@ -1,0 +1,144 @@
+"""The outbox relay, publishing to the in-memory bus."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from lms_common import outbox
+from lms_common.context import correlation
+from lms_common.db import session_scope, utcnow
+from lms_common.envelope import Event, decode
+from lms_common.memorybus import InMemoryBus
+from lms_common.messaging import OutgoingMessage, PublishError, PublishOutcome
+from lms_common.outbox import OutboxMessage
+from lms_common.relay import Relay
+
+
+class UnreachableBroker:
+    """A publisher whose connection is always lost before the confirms come back."""
+
+    def __init__(self) -> None:
+        self.attempts = 0
+
+    def publish_batch(self, messages: Sequence[OutgoingMessage]) -> list[PublishOutcome]:
+        self.attempts += 1
+        raise PublishError("connection lost")
+
+
+@pytest.fixture()
+def bus() -> InMemoryBus:
+    bus = InMemoryBus()
+    bus.bind("watcher", ["identity.*"])
+    return bus
+
+
+@pytest.fixture()
+def relay(session_factory: sessionmaker[Session], bus: InMemoryBus) -> Relay:
+    return Relay("test", session_factory, bus, batch_size=10)
+
+
+def add_committed(factory: sessionmaker[Session], *events: Event) -> None:
+    with session_scope(factory) as session:
+        outbox.add_many(session, events)
+
+
+def rows(factory: sessionmaker[Session]) -> list[OutboxMessage]:
+    with session_scope(factory) as session:
+        return list(session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
+
+
+def test_committed_rows_are_published_and_marked_sent(
+    relay: Relay, bus: InMemoryBus, session_factory: sessionmaker[Session], make_event: Callable[..., Event]
+) -> None:
+    events = [make_event("UserDisabled"), make_event("TokenRevoked")]
+    add_committed(session_factory, *events)
+    assert relay.relay_once() == 2
+    assert [message.message_id for message in bus.published] == [event.id for event in events]
+    assert all(row.sent_at is not None for row in rows(session_factory))
+
+
+def test_sent_rows_are_not_published_again(
+    relay: Relay, bus: InMemoryBus, session_factory: sessionmaker[Session], make_event: Callable[..., Event]
+) -> None:
+    add_committed(session_factory, make_event("UserDisabled"))
+    relay.relay_once()
+    assert relay.relay_once() == 0
+    assert len(bus.published) == 1
+
+
+def test_published_message_is_the_row_with_its_correlation(
+    relay: Relay, bus: InMemoryBus, session_factory: sessionmaker[Session], make_event: Callable[..., Event]
+) -> None:
+    event = make_event("UserDisabled")
+    with correlation("req-7"):
+        add_committed(session_factory, event)
+    relay.relay_once()
+    [delivery] = bus.queues["watcher"]
+    assert (delivery.routing_key, delivery.message_id) == ("identity.UserDisabled", event.id)
+    assert delivery.headers == {"x-request-id": "req-7"}
+    assert decode(delivery.body) == event
+
+
+def test_unrouted_rows_stay_unsent_and_wait_before_the_next_attempt(
+    relay: Relay, session_factory: sessionmaker[Session], make_event: Callable[..., Event]
+) -> None:
+    add_committed(session_factory, make_event("EmployeeOffboarded"))
+    assert relay.relay_once() == 1
+    [row] = rows(session_factory)
+    assert (row.sent_at, row.attempts, row.last_error) == (None, 1, "no route")
+    assert row.publish_after is not None
+    assert row.publish_after > utcnow()
+
+
+def test_unrouted_rows_are_not_retried_before_their_time(
+    relay: Relay, bus: InMemoryBus, session_factory: sessionmaker[Session], make_event: Callable[..., Event]
+) -> None:
+    add_committed(session_factory, make_event("EmployeeOffboarded"))
+    relay.relay_once()
+    assert relay.relay_once() == 0
+    assert len(bus.published) == 1
+
+
+def test_routed_rows_of_a_batch_are_sent_even_when_others_are_not(
+    relay: Relay, session_factory: sessionmaker[Session], make_event: Callable[..., Event]
+) -> None:
+    add_committed(session_factory, make_event("EmployeeOffboarded"), make_event("UserDisabled"))
+    relay.relay_once()
+    assert [(row.event_type, row.sent_at is not None) for row in rows(session_factory)] == [
+        ("EmployeeOffboarded", False),
+        ("UserDisabled", True),
+    ]
+
+
+def test_publish_error_leaves_the_rows_unsent(
+    session_factory: sessionmaker[Session], make_event: Callable[..., Event]
+) -> None:
+    broker = UnreachableBroker()
+    add_committed(session_factory, make_event("UserDisabled"))
+    with pytest.raises(PublishError):
+        Relay("test", session_factory, broker).relay_once()
+    [row] = rows(session_factory)
+    assert (row.sent_at, row.attempts, row.publish_after) == (None, 0, None)
+    assert broker.attempts == 1
+
+
+def test_rows_left_by_a_publish_error_are_published_by_the_next_cycle(
+    relay: Relay, bus: InMemoryBus, session_factory: sessionmaker[Session], make_event: Callable[..., Event]
+) -> None:
+    add_committed(session_factory, make_event("UserDisabled"))
+    with pytest.raises(PublishError):
+        Relay("test", session_factory, UnreachableBroker()).relay_once()
+    assert relay.relay_once() == 1
+    assert rows(session_factory)[0].sent_at is not None
+
+
+def test_relay_takes_at_most_one_batch(
+    session_factory: sessionmaker[Session], bus: InMemoryBus, make_event: Callable[..., Event]
+) -> None:
+    add_committed(session_factory, *(make_event("UserDisabled") for _ in range(5)))
+    relay = Relay("test", session_factory, bus, batch_size=2)
+    assert [relay.relay_once() for _ in range(4)] == [2, 2, 1, 0]

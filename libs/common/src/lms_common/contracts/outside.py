@@ -14,7 +14,9 @@ INVOICE_PAID = EventType(
             "invoice_id": ID,
             "buyer": obj({"email": EMAIL}, {"first_name": NAME, "last_name": NAME}, strict=False),
             "lines": array(
-                obj({"product_id": ID, "quantity": {"type": "integer", "minimum": 1, "maximum": 100_000}}, strict=False),
+                obj(
+                    {"product_id": ID, "quantity": {"type": "integer", "minimum": 1, "maximum": 100_000}}, strict=False
+                ),
                 min_items=1,
             ),
             "paid_at": DATE_TIME,

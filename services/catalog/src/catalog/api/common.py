@@ -1,0 +1,27 @@
+"""What every catalog view shares: the caller as an Actor, and paged lists."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Select
+
+from catalog.access import READ, WRITE, Actor
+from lms_common.api import page, paginate, unit_of_work
+from lms_common.auth import current_principal
+
+# Reading needs catalog:read; authors (catalog:write) read what they write without it.
+READERS = (READ, WRITE)
+WRITERS = (WRITE,)
+
+
+def actor() -> Actor:
+    return Actor.from_principal(current_principal())
+
+
+def listing(query: Select[Any], model: Any, args: dict[str, Any], render: Callable[[Any], dict[str, Any]]) -> Any:
+    """One page of ``query`` in creation order, rendered, with ``next_cursor`` and a Link header."""
+    with unit_of_work() as session:
+        rows, cursor = paginate(session, query, [model.created_at, model.id], args["limit"], args.get("cursor"))
+        return page([render(row) for row in rows], cursor)

@@ -8,12 +8,14 @@ on arrival, and ``asyncapi.yaml`` at the repository root is generated from it
 
 from __future__ import annotations
 
-from lms_common.contracts import catalog, identity, outside
+from lms_common.contracts import automation, catalog, enrollment, identity, outside
 from lms_common.contracts.identity import TOKEN_REVOKED, USER_DISABLED, USER_ENABLED
 from lms_common.contracts.outside import EMPLOYEE_OFFBOARDED, EMPLOYEE_ONBOARDED, INVOICE_PAID
 from lms_common.envelope import EventCatalog
 
-SUITE_EVENTS = EventCatalog([*outside.EVENTS, *identity.EVENTS, *catalog.EVENTS])
+SUITE_EVENTS = EventCatalog(
+    [*outside.EVENTS, *identity.EVENTS, *catalog.EVENTS, *enrollment.EVENTS, *automation.EVENTS]
+)
 
 __all__ = [
     "EMPLOYEE_OFFBOARDED",

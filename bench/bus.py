@@ -49,8 +49,12 @@ def scratch_database(admin_url: str) -> Iterator[str]:
 
 
 def event(n: int) -> Event:
-    return Event(type=TOKEN_REVOKED.name, data={"jti": f"bench-{n}", "expires_at": "2030-01-01T00:00:00Z"},
-                 orgid="bench", source="/bench")
+    return Event(
+        type=TOKEN_REVOKED.name,
+        data={"jti": f"bench-{n}", "expires_at": "2030-01-01T00:00:00Z"},
+        orgid="bench",
+        source="/bench",
+    )
 
 
 def raw_confirmed_publish(settings: Settings, count: int) -> float:
@@ -79,11 +83,9 @@ def raw_publish_and_consume(settings: Settings, count: int) -> tuple[float, floa
     while channel.queue_declare(queue, passive=True).method.message_count < count:
         time.sleep(0.05)
     channel.basic_qos(prefetch_count=200)
-    received = 0
     started = time.perf_counter()
-    for method, _properties, _body in channel.consume(queue):
+    for received, (method, _properties, _body) in enumerate(channel.consume(queue), start=1):
         channel.basic_ack(method.delivery_tag)
-        received += 1
         if received == count:
             break
     consume_rate = count / (time.perf_counter() - started)
@@ -120,8 +122,9 @@ def consumer_rate(settings: Settings, topology: Topology, count: int) -> float:
     while channel.queue_declare(topology.queue, passive=True).method.message_count < count:
         time.sleep(0.05)
     engine = make_engine(settings.database_url)
-    processor = MessageProcessor("bench", make_session_factory(engine), {TOKEN_REVOKED.name: noop},
-                                 EventCatalog(SUITE_EVENTS))
+    processor = MessageProcessor(
+        "bench", make_session_factory(engine), {TOKEN_REVOKED.name: noop}, EventCatalog(SUITE_EVENTS)
+    )
     consumer = Consumer(settings, topology, processor)
     thread = threading.Thread(target=consumer.run, daemon=True)
     started = time.perf_counter()

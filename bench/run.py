@@ -14,17 +14,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import bus  # noqa: E402
+import bus
 
-from lms_common.testing import DEFAULT_TEST_AMQP_URL, DEFAULT_TEST_DATABASE_URL  # noqa: E402
+from lms_common.testing import DEFAULT_TEST_AMQP_URL, DEFAULT_TEST_DATABASE_URL
 
 
 def main() -> int:
     admin_url = os.environ.get("LMS_TEST_DATABASE_URL", DEFAULT_TEST_DATABASE_URL)
     amqp_url = os.environ.get("LMS_TEST_AMQP_URL", DEFAULT_TEST_AMQP_URL)
     count = int(os.environ.get("LMS_BENCH_EVENTS", "20000"))
-    print(f"LMS benchmarks, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.node()}, "
-          f"{os.cpu_count()} cores shared by RabbitMQ, PostgreSQL and the benchmark; {count} events")
+    print(
+        f"LMS benchmarks, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.node()}, "
+        f"{os.cpu_count()} cores shared by RabbitMQ, PostgreSQL and the benchmark; {count} events"
+    )
     rows = bus.run(admin_url, amqp_url, count)
     print(f"{'measure':<42} {'events/s':>10}  {'target':<12} {'vs raw':>7}")
     for name, rate, target, ratio in rows:

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -90,14 +89,18 @@ def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:
         "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",  # this virtualenv first
     }
     for service, name in databases.items():
-        env[f"LMS_{service.upper()}_DATABASE_URL"] = make_url(admin_url).set(database=name).render_as_string(
-            hide_password=False
+        env[f"LMS_{service.upper()}_DATABASE_URL"] = (
+            make_url(admin_url).set(database=name).render_as_string(hide_password=False)
         )
         env[f"LMS_{service.upper()}_PORT"] = str(ports[service])
     log = tmp_path_factory.mktemp("logs") / "suite.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [str(ROOT / "deploy/local/run.sh")], env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+            [str(ROOT / "deploy/local/run.sh")],
+            env=env,
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
     suite = Suite(ports, amqp_url, env["LMS_EXCHANGE"], env["LMS_QUEUE_PREFIX"], process, log)
@@ -144,4 +147,3 @@ def _remove_broker_objects(suite: Suite) -> None:
         channel.exchange_delete(f"{suite.exchange}.dead")
     finally:
         connection.close()
-

@@ -102,7 +102,9 @@ def _typed(column: Any, value: Any) -> Any:
     return value
 
 
-def paginate(session: Session, query: Select[Any], key_columns: Sequence[Any], limit: int, cursor: str | None) -> tuple[list[Any], str | None]:
+def paginate(
+    session: Session, query: Select[Any], key_columns: Sequence[Any], limit: int, cursor: str | None
+) -> tuple[list[Any], str | None]:
     """Keyset pagination: rows after ``cursor`` in ``key_columns`` order, and the next cursor."""
     if cursor:
         query = query.where(tuple_(*key_columns) > tuple_(*_decode_cursor(cursor, key_columns)))
@@ -146,9 +148,7 @@ def build_app(name: str, title: str, blueprints: Sequence[Blueprint], rt: Runtim
     app.config.update(_flask_config(title, rt.settings.max_body_bytes))
     app.extensions["lms"] = rt
     api = Api(app, spec_kwargs={"info": {"description": f"The LMS {name} service."}})
-    api.spec.components.security_scheme(
-        "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
-    )
+    api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
     api.register_blueprint(operations_blueprint())
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
@@ -233,7 +233,11 @@ def _validation_errors(exc: HTTPException) -> dict[str, Any] | None:
     if not messages:
         return None
     # webargs nests by location ("json", "query"); callers care about the fields.
-    if isinstance(messages, dict) and len(messages) == 1 and next(iter(messages)) in ("json", "query", "form", "headers", "view_args"):
+    if (
+        isinstance(messages, dict)
+        and len(messages) == 1
+        and next(iter(messages)) in ("json", "query", "form", "headers", "view_args")
+    ):
         return next(iter(messages.values()))  # type: ignore[no-any-return]
     return messages  # type: ignore[no-any-return]
 

@@ -61,7 +61,9 @@ def document(consumers: Mapping[str, Sequence[str]], catalog: EventCatalog = SUI
             "address": key,
             "description": f"Published by {publisher}; consumed by {', '.join(readers) or 'no service yet'}.",
             "messages": {event_type.name: {"$ref": f"#/components/messages/{event_type.name}"}},
-            "bindings": {"amqp": {"is": "routingKey", "exchange": {"name": "lms.events", "type": "topic", "durable": True}}},
+            "bindings": {
+                "amqp": {"is": "routingKey", "exchange": {"name": "lms.events", "type": "topic", "durable": True}}
+            },
         }
         operations[f"publish{event_type.name}"] = {
             "action": "send",

@@ -160,7 +160,14 @@ class Consumer:
         while not done():
             connection.process_data_events(time_limit=PUMP_SECONDS)
 
-    def _run_in_handler_thread(self, connection: pika.BlockingConnection, batch: list[Delivery]) -> Future[list[Result]]:
+    def _pause(self, connection: pika.BlockingConnection, seconds: float) -> None:
+        """Wait, serving the connection, until ``seconds`` pass or the consumer is stopped."""
+        deadline = time.monotonic() + seconds
+        self._pump_until(connection, lambda: time.monotonic() >= deadline or self._stopping.is_set())
+
+    def _run_in_handler_thread(
+        self, connection: pika.BlockingConnection, batch: list[Delivery]
+    ) -> Future[list[Result]]:
         """Handle the batch in the helper thread, serving the connection until it is done."""
         future = self._executor.submit(self.processor.process, batch)
         # Wake process_data_events the moment the batch is done rather than at its time limit.
@@ -186,15 +193,16 @@ class Consumer:
                 metrics.CONSUMER_BATCHES_FAILED.labels(self.settings.service).inc()
                 delay = backoff.next()
                 log.error("batch failed, database unavailable", error=repr(exc), retry_in=delay)
-                deadline = time.monotonic() + delay
-                self._pump_until(connection, lambda: time.monotonic() >= deadline or self._stopping.is_set())
+                self._pause(connection, delay)
                 if self._stopping.is_set():
                     return  # unacked: the broker hands the batch to the next consumer
         faults.maybe_crash("worker_after_commit")
         for delivery, result in zip(batch, results, strict=True):
             self._settle(channel, dead_channel, delivery, result)
 
-    def _settle(self, channel: BlockingChannel, dead_channel: BlockingChannel, delivery: Delivery, result: Result) -> None:
+    def _settle(
+        self, channel: BlockingChannel, dead_channel: BlockingChannel, delivery: Delivery, result: Result
+    ) -> None:
         if result.outcome is Outcome.RETRY:
             delivery.attempts += 1
             if delivery.attempts < self.settings.consumer_max_attempts:

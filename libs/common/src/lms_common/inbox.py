@@ -41,9 +41,7 @@ def record_many(session: Session, events: Sequence[tuple[str, str]]) -> set[str]
     table = InboxMessage.__table__
     # One cached statement, executed for many rows: SQLAlchemy batches them into multi-row
     # INSERTs and still hands back what RETURNING said.
-    statement = (
-        dialect.insert(table).on_conflict_do_nothing(index_elements=["event_id"]).returning(table.c.event_id)
-    )
+    statement = dialect.insert(table).on_conflict_do_nothing(index_elements=["event_id"]).returning(table.c.event_id)
     now = utcnow()
     rows = [{"event_id": event_id, "event_type": event_type, "handled_at": now} for event_id, event_type in events]
     return set(session.execute(statement, rows).scalars())

@@ -60,7 +60,9 @@ class InMemoryBus:
             )
         return PublishOutcome(Confirm.CONFIRMED) if targets else PublishOutcome(Confirm.RETURNED, "no route")
 
-    def drain(self, queue: str, processor: MessageProcessor, *, max_attempts: int = 5, batch_size: int = 100) -> list[Result]:
+    def drain(
+        self, queue: str, processor: MessageProcessor, *, max_attempts: int = 5, batch_size: int = 100
+    ) -> list[Result]:
         """Deliver until the queue is empty; failing messages are retried, then dead-lettered."""
         results: list[Result] = []
         pending = self.queues[queue]

@@ -24,20 +24,19 @@ from prometheus_client import (
 
 LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
-HTTP_REQUESTS = Counter(
-    "lms_http_requests_total", "HTTP requests served", ["service", "method", "endpoint", "status"]
-)
+HTTP_REQUESTS = Counter("lms_http_requests_total", "HTTP requests served", ["service", "method", "endpoint", "status"])
 HTTP_LATENCY = Histogram(
     "lms_http_request_seconds", "HTTP request latency", ["service", "method", "endpoint"], buckets=LATENCY_BUCKETS
 )
 CONSUMED = Counter(
     "lms_consumer_messages_total",
-    "Messages taken from the service queue, by outcome "
-    "(handled, duplicate, ignored, retry, dead_lettered)",
+    "Messages taken from the service queue, by outcome (handled, duplicate, ignored, retry, dead_lettered)",
     ["service", "event_type", "outcome"],
 )
 HANDLING = Histogram(
-    "lms_consumer_handling_seconds", "Time spent in one message's handler", ["service", "event_type"],
+    "lms_consumer_handling_seconds",
+    "Time spent in one message's handler",
+    ["service", "event_type"],
     buckets=LATENCY_BUCKETS,
 )
 CONSUMER_BATCHES_FAILED = Counter(

@@ -120,4 +120,4 @@ def purge_sent(session: Session, older_than: timedelta) -> int:
     """Delete rows confirmed more than ``older_than`` ago; the broker has had them for long."""
     cutoff = utcnow() - older_than
     result = session.execute(delete(OutboxMessage).where(OutboxMessage.sent_at < cutoff))
-    return int(result.rowcount or 0)
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -30,6 +30,8 @@ from lms_common.outbox import OutboxMessage
 
 log = structlog.get_logger("lms.relay")
 
+# Failures that end one cycle; the relay backs off and tries again.
+RELAY_ERRORS: tuple[type[BaseException], ...] = (PublishError, DBAPIError, *CONNECTION_ERRORS)
 SENT_RETENTION = timedelta(days=7)
 PURGE_EVERY_SECONDS = 3600.0
 METRICS_EVERY_SECONDS = 1.0
@@ -129,7 +131,7 @@ class Relay:
                 taken = self.relay_once()
                 self._housekeeping()
                 backoff.reset()
-            except (PublishError, DBAPIError, *CONNECTION_ERRORS) as exc:
+            except RELAY_ERRORS as exc:
                 delay = backoff.next()
                 log.warning("relay cycle failed", error=repr(exc), retry_in=delay)
                 stop.wait(delay)

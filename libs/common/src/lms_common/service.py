@@ -133,7 +133,9 @@ class ServiceDefinition:
             publisher.close()
 
     def declare_topology(self, settings: Settings) -> None:
-        params = connection_parameters(settings.amqp_url, heartbeat=settings.heartbeat_seconds, name=f"{self.name}-setup")
+        params = connection_parameters(
+            settings.amqp_url, heartbeat=settings.heartbeat_seconds, name=f"{self.name}-setup"
+        )
         connection = pika.BlockingConnection(params)
         try:
             self.topology(settings).declare(connection.channel())
@@ -144,13 +146,17 @@ class ServiceDefinition:
         """Serve the API with gunicorn (replaces this process)."""
         module = f"{self.name}.app"
         args = [
-            sys.executable, "-m", "gunicorn",
-            "-c", "python:lms_common.gunicorn_conf",
-            "-b", os.environ.get("LMS_BIND", f"127.0.0.1:{settings.api_port}"),
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            "python:lms_common.gunicorn_conf",
+            "-b",
+            os.environ.get("LMS_BIND", f"127.0.0.1:{settings.api_port}"),
             *extra_args,
             f"{module}:create_app()",
         ]
-        os.execv(sys.executable, args)
+        os.execv(sys.executable, args)  # noqa: S606 - our own interpreter and arguments
 
     # --- command line ------------------------------------------------------------------------
 

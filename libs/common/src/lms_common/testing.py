@@ -75,7 +75,9 @@ class TestKeys:
             **claims,
         }
         payload = {key: value for key, value in payload.items() if value is not None}
-        return jwt.encode({"alg": "RS256", "typ": "at+jwt", "kid": self.kid, **(header or {})}, payload, self.signing_key)
+        return jwt.encode(
+            {"alg": "RS256", "typ": "at+jwt", "kid": self.kid, **(header or {})}, payload, self.signing_key
+        )
 
 
 # --- real servers -----------------------------------------------------------------------------
@@ -134,7 +136,9 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'service.sqlite3'}"
 
 
-def isolated_settings(service: str, database_url: str, amqp_url: str = DEFAULT_TEST_AMQP_URL, **overrides: Any) -> Settings:
+def isolated_settings(
+    service: str, database_url: str, amqp_url: str = DEFAULT_TEST_AMQP_URL, **overrides: Any
+) -> Settings:
     """Settings with their own exchange and queue names, so tests never share a queue."""
     run = uuid.uuid4().hex[:10]
     base = Settings.from_env(service, env={})

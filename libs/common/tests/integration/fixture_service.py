@@ -32,6 +32,7 @@ def pid() -> dict[str, int]:
     """The id of the gunicorn worker process that answered"""
     return {"pid": os.getpid()}
 
+
 PING = EventType(
     domain="test",
     name="Ping",
@@ -76,6 +77,7 @@ SERVICE = ServiceDefinition(
 
 def create_app() -> Flask:
     return SERVICE.create_app()
+
 
 if __name__ == "__main__":
     raise SystemExit(SERVICE.main(sys.argv[1:]))

@@ -36,10 +36,17 @@ def test_metrics_add_up_requests_served_by_two_workers(settings: Settings, tmp_p
     port = free_port()
     server = subprocess.Popen(
         [
-            sys.executable, "-m", "gunicorn",
-            "-c", "python:lms_common.gunicorn_conf",
-            "-b", f"127.0.0.1:{port}",
-            "--workers", "2", "--threads", "1",
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            "python:lms_common.gunicorn_conf",
+            "-b",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "2",
+            "--threads",
+            "1",
             "fixture_service:create_app()",
         ],
         env=process_env(settings, LMS_METRICS_DIR=str(tmp_path / "metrics")),

@@ -1,5 +1,5 @@
-"""`python -m identity api|worker|relay|migrate|topology|revision`."""
+"""`python -m identity api|worker|relay|migrate|topology|revision|rotate-keys|send-mail`."""
 
-from identity.service import SERVICE
+from identity.service import main
 
-raise SystemExit(SERVICE.main())
+raise SystemExit(main())

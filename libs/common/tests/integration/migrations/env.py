@@ -5,8 +5,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import fixture_service  # noqa: E402,F401 - registers the effects table
+import fixture_service  # noqa: F401 - registers the effects table
 
-from lms_common.migrations import run_migrations  # noqa: E402
+from lms_common.migrations import run_migrations
 
 run_migrations()

@@ -1,4 +1,3 @@
-# mypy: disable-error-code="untyped-decorator"
 """Cohorts: scheduled groups with courses, dates, seats and approved instructors."""
 
 from __future__ import annotations

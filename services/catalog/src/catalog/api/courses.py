@@ -1,4 +1,3 @@
-# mypy: disable-error-code="untyped-decorator"
 """Courses, their modules and lessons, SCORM uploads, publishing, duplicating and reordering."""
 
 from __future__ import annotations

@@ -1,4 +1,3 @@
-# mypy: disable-error-code="untyped-decorator"
 """Products: ordered bundles of courses, activated once every course is published."""
 
 from __future__ import annotations

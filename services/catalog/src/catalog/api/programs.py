@@ -1,4 +1,3 @@
-# mypy: disable-error-code="untyped-decorator"
 """Programs: ordered published courses, optionally taken in order."""
 
 from __future__ import annotations

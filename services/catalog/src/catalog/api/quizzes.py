@@ -1,4 +1,3 @@
-# mypy: disable-error-code="untyped-decorator"
 """Quizzes of quiz lessons; learners never see the answer key."""
 
 from __future__ import annotations

@@ -1,0 +1,136 @@
+"""Provisioning from the bus: HR and billing events become users (one handler per event type)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from identity import services
+from identity.models import Organization, ProvisioningWarning, User
+from lms_common.contracts import EMPLOYEE_OFFBOARDED, EMPLOYEE_ONBOARDED, INVOICE_PAID
+from lms_common.db import utcnow
+from lms_common.envelope import Event
+from lms_common.processing import Handler, Reject
+
+log = structlog.get_logger("identity.handlers")
+
+
+def organization(session: Session, orgid: str) -> Organization:
+    """The event's organization, by id or slug; an event for no organization is dead-lettered."""
+    org = (
+        session.get(Organization, orgid)
+        or session.scalars(select(Organization).where(Organization.slug == orgid)).first()
+    )
+    if org is None:
+        raise Reject(f"no organization {orgid!r}")
+    return org
+
+
+def employee(session: Session, org_id: str, employee_id: str, email: str) -> User | None:
+    """The user of an employee: by employee id first, then by email."""
+    query = select(User).where(
+        User.org_id == org_id, or_(User.employee_id == employee_id, User.email_key == email.strip().lower())
+    )
+    users = list(session.scalars(query))
+    return next((u for u in users if u.employee_id == employee_id), users[0] if users else None)
+
+
+def on_employee_onboarded(session: Session, event: Event) -> None:
+    """The employee becomes (or stays) a user with the student role at its location."""
+    org, data = organization(session, event.orgid), event.data
+    code = data.get("location_code")
+    location = services.location_by_code(session, org.id, code) if code else None
+    profile = {
+        "first_name": data["first_name"],
+        "last_name": data["last_name"],
+        "department": data.get("department"),
+        "title": data.get("job_title"),
+        "location_id": location.id if location else None,
+    }
+    user = employee(session, org.id, data["employee_id"], data["email"])
+    extra = {"role": "student"}
+    if user is None:
+        fields = {"email": data["email"], "kind": "staff", "employee_id": data["employee_id"], **profile}
+        user = services.create_user(session, org.id, fields, cause=event.type, cause_event_id=event.id, extra=extra)
+    else:
+        _refresh_employee(session, user, data, profile)
+        services.provisioned(session, user, event.type, event.id, created=False, extra=extra)
+    if code and location is None:
+        _warn(
+            session,
+            org.id,
+            user.id,
+            event.id,
+            code="unknown_location_code",
+            detail=f"no location with code {code!r}; provisioned without a location",
+        )
+    services.grant_role(session, user, "student", location.id if location else None)
+
+
+def _refresh_employee(session: Session, user: User, data: Mapping[str, Any], profile: dict[str, Any]) -> None:
+    if profile["location_id"] is None:
+        profile.pop("location_id")
+    if services.find_by_email(session, user.org_id, data["email"]) in (None, user):
+        profile["email"] = data["email"]
+    user.employee_id = data["employee_id"]
+    services.update_user(session, user, profile)
+    services.enable_user(session, user)
+
+
+def _warn(session: Session, org_id: str, user_id: str | None, event_id: str, *, code: str, detail: str) -> None:
+    log.warning("provisioning warning", org_id=org_id, user_id=user_id, code=code, detail=detail)
+    session.add(
+        ProvisioningWarning(
+            org_id=org_id, user_id=user_id, cause_event_id=event_id, code=code, detail=detail, created_at=utcnow()
+        )
+    )
+
+
+def on_employee_offboarded(session: Session, event: Event) -> None:
+    """The employee's user is disabled; its history stays."""
+    org = organization(session, event.orgid)
+    user = employee(session, org.id, event.data["employee_id"], event.data["email"])
+    if user is None:
+        log.info("offboarded employee has no user", employee_id=event.data["employee_id"])
+        return
+    services.disable_user(session, user, reason="offboarded")
+
+
+def on_invoice_paid(session: Session, event: Event) -> None:
+    """The buyer and its invitees exist as users; a buyer of seats for others is a purchaser."""
+    org, data = organization(session, event.orgid), event.data
+    invitees = data.get("invitees") or []
+    buys_seats = bool(invitees) or any(line["quantity"] > 1 for line in data["lines"])
+    buyer_role = "purchaser" if buys_seats else "student"
+    buyer = _customer(session, org.id, data["buyer"], event, buyer_role)
+    services.grant_role(session, buyer, buyer_role)
+    for email in dict.fromkeys(address.strip().lower() for address in invitees):
+        invitee = _customer(session, org.id, {"email": email}, event, "student")
+        services.grant_role(session, invitee, "student")
+
+
+def _customer(session: Session, org_id: str, person: Mapping[str, Any], event: Event, role: str) -> User:
+    extra = {"invoice_id": event.data["invoice_id"], "role": role}
+    user = services.find_by_email(session, org_id, person["email"])
+    if user is not None:
+        services.provisioned(session, user, event.type, event.id, created=False, extra=extra)
+        return user
+    fields = {
+        "email": person["email"],
+        "first_name": person.get("first_name") or "",
+        "last_name": person.get("last_name") or "",
+    }
+    return services.create_user(
+        session, org_id, {**fields, "kind": "customer"}, cause=event.type, cause_event_id=event.id, extra=extra
+    )
+
+
+HANDLERS: dict[str, Handler] = {
+    EMPLOYEE_ONBOARDED.name: on_employee_onboarded,
+    EMPLOYEE_OFFBOARDED.name: on_employee_offboarded,
+    INVOICE_PAID.name: on_invoice_paid,
+}

@@ -10,14 +10,10 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 
 import pika
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from lms_common import migrations, outbox
@@ -29,23 +25,9 @@ from lms_common.envelope import Event, EventCatalog
 from lms_common.messaging import ConfirmingPublisher, Topology
 from lms_common.processing import MessageProcessor
 from lms_common.relay import Relay
-from lms_common.testing import isolated_settings
+from lms_common.testing import isolated_settings, scratch_database
 
 MIGRATIONS = "services/reporting/src/reporting/migrations"  # any service: only runtime tables are used
-
-
-@contextmanager
-def scratch_database(admin_url: str) -> Iterator[str]:
-    name = f"lms_bench_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def event(n: int) -> Event:
@@ -142,7 +124,7 @@ def consumer_rate(settings: Settings, topology: Topology, count: int) -> float:
 
 
 def run(admin_url: str, amqp_url: str, count: int = 20_000) -> list[tuple[str, float, str, float | None]]:
-    with scratch_database(admin_url) as url:
+    with scratch_database(admin_url, prefix="lms_bench") as url:
         migrations.upgrade(MIGRATIONS, url)
         settings = replace(isolated_settings("bench", url, amqp_url), consumer_retry_base_seconds=0.5)
         topology = Topology.for_service(settings, [TOKEN_REVOKED.routing_key])

@@ -1,5 +1,7 @@
-"""`python -m automation api|worker|relay|migrate|topology|revision`."""
+"""`python -m automation api|worker|relay|migrate|topology|revision|tick|webhooks|dead-letters`."""
 
-from automation.service import SERVICE
+import sys
 
-raise SystemExit(SERVICE.main())
+from automation.cli import main
+
+raise SystemExit(main(sys.argv[1:]))

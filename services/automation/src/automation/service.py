@@ -2,10 +2,14 @@
 
 from pathlib import Path
 
+from automation.api import BLUEPRINTS
+from automation.handlers import HANDLERS
 from lms_common.service import ServiceDefinition
 
 SERVICE = ServiceDefinition(
     name="automation",
     title="LMS automation: rules, runs, event ingress, dead letters",
     migrations=str(Path(__file__).parent / "migrations"),
+    blueprints=BLUEPRINTS,
+    handlers=HANDLERS,
 )

@@ -80,4 +80,11 @@ ENROLL_IN_PROGRAM = EventType(
     schema=obj({"natural_key": NATURAL_KEY, "program_id": UUID, "person": PERSON, **CAUSE}),
 )
 
-EVENTS = [GRANT_PRODUCT, REVOKE_PRODUCT, ASSIGN_MANDATORY_TRAINING, ENROLL_IN_PROGRAM]
+DAILY_TICK = EventType(
+    domain="automation",
+    name="DailyTick",
+    summary="A new day began for an organization (`python -m automation tick`): rules on the daily tick run.",
+    schema=obj({"date": DATE}),
+)
+
+EVENTS = [GRANT_PRODUCT, REVOKE_PRODUCT, ASSIGN_MANDATORY_TRAINING, ENROLL_IN_PROGRAM, DAILY_TICK]

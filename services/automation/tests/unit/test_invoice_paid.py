@@ -1,0 +1,61 @@
+"""InvoicePaid's default behaviour (CONTRACT section 4): grants to the buyer, seats and invitees,
+one effect per invoice whatever is redelivered."""
+
+from automation_helpers import ADMIN, commands, event, invoice, ok, refused
+
+from lms_common.processing import Outcome
+
+
+def grants(settings):
+    return [c["data"] for c in commands(settings.database_url)]
+
+
+def test_one_line_is_one_grant_to_the_buyer(harness, settings):
+    product = harness.catalog("product")
+    harness.publish(event("InvoicePaid", invoice("INV-1", [(product, 1)])))
+    [grant] = grants(settings)
+    assert grant["product_id"] == product and grant["owner"] == {"email": "ada@example.com"}
+    assert grant["natural_key"] == f"invoice:INV-1:product:{product}"
+    assert "seats" not in grant and grant["rule_id"] is None and grant["source_event_type"] == "InvoicePaid"
+
+
+def test_quantity_and_invitees_make_the_buyer_a_purchaser(harness, settings):
+    product = harness.catalog("product")
+    harness.publish(event("InvoicePaid", invoice("INV-2", [(product, 3)], ["Bob@example.com", "cy@example.com"])))
+    [grant] = grants(settings)
+    assert grant["owner"] == {"email": "ada@example.com"}
+    assert grant["seats"] == 3 and grant["invitees"] == ["bob@example.com", "cy@example.com"]
+
+
+def test_the_same_invoice_twice_and_under_a_new_event_id_has_one_effect(harness, settings, admin):
+    product = harness.catalog("product")
+    paid = event("InvoicePaid", invoice("INV-3", [(product, 1)]))
+    harness.publish(paid)
+    results = harness.publish(paid)  # redelivered: the inbox knows its id
+    assert [r.outcome for r in results] == [Outcome.DUPLICATE]
+    harness.publish(event("InvoicePaid", invoice("INV-3", [(product, 1)])))  # the same fact, a new id
+    assert len(grants(settings)) == 1
+    runs = ok(admin.get("/v1/runs"))["items"]
+    assert [r["status"] for r in runs] == ["succeeded", "duplicate"]
+    assert runs[1]["actions"][0]["status"] == "duplicate"
+
+
+def test_the_default_can_be_switched_off(harness, settings, admin, as_user):
+    assert ok(admin.get("/v1/settings/defaults")) == {"invoice_paid_grants": True}
+    refused(as_user("automation:read").put("/v1/settings/defaults", json={"invoice_paid_grants": False}), 403)
+    refused(admin.put("/v1/settings/defaults", json={"invoice_paid_grants": "no"}), 422)
+    assert ok(admin.put("/v1/settings/defaults", json={"invoice_paid_grants": False})) == {"invoice_paid_grants": False}
+    harness.publish(event("InvoicePaid", invoice("INV-4", [(harness.catalog("product"), 1)])))
+    assert grants(settings) == []
+    assert ok(as_user(ADMIN, org="org-2").get("/v1/settings/defaults")) == {"invoice_paid_grants": True}
+
+
+def test_a_rule_on_invoice_paid_shares_the_invoice_key(harness, settings, admin):
+    product, extra = harness.catalog("product"), harness.catalog("product")
+    grant = {"type": "GrantProduct", "product_ids": [product, extra]}
+    condition = {"field": "lines.0.quantity", "op": "eq", "value": 1}
+    rule = {"name": "Bonus", "trigger": "InvoicePaid", "actions": [grant], "conditions": [condition]}
+    ok(admin.post("/v1/rules", json=rule), 201)
+    harness.publish(event("InvoicePaid", invoice("INV-5", [(product, 1)])))
+    keys = sorted(g["natural_key"] for g in grants(settings))
+    assert keys == sorted([f"invoice:INV-5:product:{product}", f"invoice:INV-5:product:{extra}"])

@@ -139,9 +139,9 @@ def run(admin_url: str, amqp_url: str, count: int = 20_000) -> list[tuple[str, f
         connection.channel().exchange_delete(settings.exchange)
         connection.close()
     return [
-        ("raw pika publish, one confirm at a time", confirmed, "ceiling", None),
-        ("raw pika publish, no confirms", raw_publish, "ceiling", None),
-        ("raw pika consume, manual ack", raw_consume, "ceiling", None),
-        ("outbox relay publish (confirmed)", relay, ">= 5,000/s", relay / raw_publish),
-        ("consumer with inbox, trivial handler", consume, ">= 3,000/s", consume / raw_consume),
+        ("raw pika publish, one confirm at a time (events/s)", confirmed, "ceiling", None),
+        ("raw pika publish, no confirms (events/s)", raw_publish, "ceiling", None),
+        ("raw pika consume, manual ack (events/s)", raw_consume, "ceiling", None),
+        ("outbox relay publish, confirmed (events/s)", relay, ">= 5,000/s", relay / raw_publish),
+        ("consumer with inbox, trivial handler (events/s)", consume, ">= 3,000/s", consume / raw_consume),
     ]

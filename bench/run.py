@@ -15,6 +15,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bus
+import enrollment_bench
+import reporting_bench
 
 from lms_common.testing import DEFAULT_TEST_AMQP_URL, DEFAULT_TEST_DATABASE_URL
 
@@ -28,10 +30,12 @@ def main() -> int:
         f"{os.cpu_count()} cores shared by RabbitMQ, PostgreSQL and the benchmark; {count} events"
     )
     rows = bus.run(admin_url, amqp_url, count)
-    print(f"{'measure':<42} {'events/s':>10}  {'target':<12} {'vs raw':>7}")
-    for name, rate, target, ratio in rows:
+    rows += reporting_bench.run(admin_url, amqp_url)
+    rows += enrollment_bench.run(admin_url, amqp_url)
+    print(f"{'measure':<52} {'figure':>10}  {'target':<12} {'vs raw':>7}")
+    for name, figure, target, ratio in rows:
         shown = f"{ratio:.2f}" if ratio is not None else ""
-        print(f"{name:<42} {rate:>10,.0f}  {target:<12} {shown:>7}")
+        print(f"{name:<52} {figure:>10,.2f}  {target:<12} {shown:>7}")
     return 0
 
 

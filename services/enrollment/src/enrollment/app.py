@@ -2,10 +2,9 @@
 
 from flask import Flask
 
+from enrollment.service import SERVICE
 from lms_common.auth import KeySource
 from lms_common.config import Settings
-
-from enrollment.service import SERVICE
 
 
 def create_app(settings: Settings | None = None, key_source: KeySource | None = None) -> Flask:

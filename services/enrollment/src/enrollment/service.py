@@ -2,10 +2,14 @@
 
 from pathlib import Path
 
+from enrollment.api import BLUEPRINTS
+from enrollment.handlers import HANDLERS
 from lms_common.service import ServiceDefinition
 
 SERVICE = ServiceDefinition(
     name="enrollment",
     title="LMS enrollment: grants, enrollments, progress, assignments, certificates",
     migrations=str(Path(__file__).parent / "migrations"),
+    blueprints=BLUEPRINTS,
+    handlers=HANDLERS,
 )

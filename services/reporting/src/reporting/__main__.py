@@ -1,5 +1,5 @@
-"""`python -m reporting api|worker|relay|migrate|topology|revision`."""
+"""`python -m reporting api|worker|relay|migrate|topology|revision|rebuild`."""
 
-from reporting.service import SERVICE
+from reporting.cli import main
 
-raise SystemExit(SERVICE.main())
+raise SystemExit(main())

@@ -4,7 +4,6 @@ from flask import Flask
 
 from lms_common.auth import KeySource
 from lms_common.config import Settings
-
 from reporting.service import SERVICE
 
 

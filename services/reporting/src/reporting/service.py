@@ -3,11 +3,15 @@
 from pathlib import Path
 
 from lms_common.service import ServiceDefinition
+from reporting.api import BLUEPRINTS
+from reporting.handlers import HANDLERS
 
 SERVICE = ServiceDefinition(
     name="reporting",
     title="LMS reporting: completion, compliance and audit reports",
     migrations=str(Path(__file__).parent / "migrations"),
+    blueprints=BLUEPRINTS,
+    handlers=HANDLERS,
     # Reporting reads every fact of the suite, so no event is ever published into the void.
     extra_bindings=("#",),
 )

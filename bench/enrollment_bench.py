@@ -1,0 +1,121 @@
+"""Enrollment at scale on PostgreSQL: one API call assigning 3 courses to N users (until every
+assignment, enrollment and outbox event is committed), and the progress recompute of a course
+with 100,000 enrollments when it gains a lesson."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from bus import scratch_database
+from sqlalchemy import func, insert, select
+
+from enrollment.app import create_app
+from enrollment.models import Course, CourseLesson, Enrollment, LessonCompletion, User
+from enrollment.service import SERVICE
+from lms_common import migrations
+from lms_common.db import make_engine, make_session_factory, session_scope
+from lms_common.envelope import Event
+from lms_common.outbox import OutboxMessage
+from lms_common.processing import Delivery
+from lms_common.testing import TestKeys, isolated_settings
+
+ORG = "bench"
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def _seed(url: str, users: int, location: str, courses: list[str]) -> None:
+    engine = make_engine(url)
+    now = datetime.now(UTC)
+    with session_scope(make_session_factory(engine)) as session:
+        session.add_all(Course(id=c, org_id=ORG, title=f"Course {c[:4]}", status="published", version=1, lesson_count=1)
+                        for c in courses)  # fmt: skip
+        rows = [{"id": new_id(), "org_id": ORG, "email": f"u{i}@example.com", "first_name": "", "last_name": "",
+                 "location_id": location, "updated_at": now} for i in range(users)]  # fmt: skip
+        for start in range(0, len(rows), 50_000):
+            session.execute(insert(User), rows[start : start + 50_000])
+    with engine.connect() as connection:  # what autovacuum would have done by the time of the call
+        connection.exec_driver_sql("ANALYZE users")
+        connection.commit()
+    engine.dispose()
+
+
+def assignment_seconds(admin_url: str, amqp_url: str, users: int) -> float:
+    """Seconds from the POST to the job's commit of users x 3 assignments, enrollments and events."""
+    with scratch_database(admin_url) as url:
+        migrations.upgrade(SERVICE.migrations, url)
+        location, courses = new_id(), [new_id() for _ in range(3)]
+        _seed(url, users, location, courses)
+        keys = TestKeys()
+        app = create_app(isolated_settings("enrollment", url, amqp_url), key_source=keys)
+        token = keys.mint(org=ORG, scope="enrollment:read enrollment:write")
+        client, headers = app.test_client(), {"Authorization": f"Bearer {token}"}
+        from enrollment.models import Location
+
+        engine = make_engine(url)
+        with session_scope(make_session_factory(engine)) as session:
+            session.add(Location(id=location, org_id=ORG, parent_id=None, name="HQ"))
+        body = {"location_id": location, "course_ids": courses, "due_on": "2030-01-01"}
+        started = time.perf_counter()
+        job = client.post("/v1/assignments", json=body, headers=headers).get_json()
+        while client.get(f"/v1/jobs/{job['id']}", headers=headers).get_json()["status"] == "queued":
+            time.sleep(0.05)
+        elapsed = time.perf_counter() - started
+        with make_session_factory(engine)() as session:
+            events = session.scalar(select(func.count()).select_from(OutboxMessage))
+            assert events == users * 6, f"{events} events for {users} users"
+        engine.dispose()
+        return elapsed
+
+
+def recompute_seconds(admin_url: str, amqp_url: str, enrollments: int = 100_000) -> float:
+    """Seconds for CourseUpdated adding a lesson to a course with ``enrollments`` enrollments."""
+    with scratch_database(admin_url) as url:
+        migrations.upgrade(SERVICE.migrations, url)
+        course, lesson = new_id(), new_id()
+        engine = make_engine(url)
+        now = datetime.now(UTC)
+        with session_scope(make_session_factory(engine)) as session:
+            session.add(Course(id=course, org_id=ORG, title="Big", status="published", version=1, lesson_count=1))
+            session.add(CourseLesson(course_id=course, lesson_id=lesson, position=0))
+            ids = [new_id() for _ in range(enrollments)]
+            session.execute(insert(Enrollment), [
+                {"id": e, "org_id": ORG, "user_id": new_id(), "course_id": course, "progress_percent": 100,
+                 "first_source": "direct", "first_source_id": "direct", "enrolled_at": now, "completed_at": now}
+                for e in ids
+            ])  # fmt: skip
+            session.execute(
+                insert(LessonCompletion), [{"enrollment_id": e, "lesson_id": lesson, "completed_at": now} for e in ids]
+            )
+        processor = SERVICE.processor(SERVICE.runtime(isolated_settings("enrollment", url, amqp_url), TestKeys()))
+        data: dict[str, Any] = {"course_id": course, "version": 2, "title": "Big", "status": "published",
+                                "lesson_ids": [lesson, new_id()], "quiz_ids": [], "derived_from": None,
+                                "created_by": "b"}  # fmt: skip
+        event = Event(type="CourseUpdated", data=data, orgid=ORG, source="/catalog")
+        started = time.perf_counter()
+        [result] = processor.process([Delivery(event.to_json(), "catalog.CourseUpdated", event.id)])
+        elapsed = time.perf_counter() - started
+        assert result.outcome.value == "handled", result.reason
+        with make_session_factory(engine)() as session:
+            assert session.scalar(select(func.max(Enrollment.progress_percent))) == 50
+        engine.dispose()
+        return elapsed
+
+
+def run(admin_url: str, amqp_url: str) -> list[tuple[str, float, str, float | None]]:
+    """Rows for bench/run.py: (measure, seconds, target, None)."""
+    sizes = [5_000, 50_000] + ([500_000] if os.environ.get("LMS_BENCH_HUGE") else [])
+    rows: list[tuple[str, float, str, float | None]] = []
+    for users in sizes:
+        target = "< 10 s" if users == 50_000 else "growth"
+        rows.append(
+            (f"assign 3 courses to {users:,} users (s)", assignment_seconds(admin_url, amqp_url, users), target, None)
+        )
+    rows.append(("recompute 100,000 enrollments' progress (s)", recompute_seconds(admin_url, amqp_url), "< 5 s", None))
+    return rows

@@ -1,0 +1,283 @@
+"""Mandatory training assignments and program membership, set-based for any number of users.
+
+``assign`` inserts one assignment per (user, course or program) with ``INSERT ... SELECT`` from
+the user replica, then the enrollments and every event, in a handful of statements whatever
+the number of users. Re-assigning what a user completed opens the next cycle; an open
+assignment of the same course or program is left as it is.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Date,
+    Integer,
+    Select,
+    and_,
+    case,
+    delete,
+    exists,
+    func,
+    literal,
+    select,
+    update,
+)
+from sqlalchemy.orm import Session
+
+from enrollment import bulk
+from enrollment.events import publish_many, stamp
+from enrollment.learning import assignment_fields, enroll
+from enrollment.models import (
+    Assignment,
+    Course,
+    Enrollment,
+    LessonCompletion,
+    Program,
+    ProgramCourse,
+    ProgramMember,
+    User,
+)
+from lms_common.contracts import enrollment as contract
+from lms_common.db import UTCDateTime, new_id, utcnow
+from lms_common.errors import NotFound
+
+# --- whom -------------------------------------------------------------------------------------------
+
+
+def users_query(
+    org: str, user_ids: list[str] | None, locations: set[str] | None, department: str | None
+) -> Select[Any]:
+    """The ids of the org's active users chosen by ids, by locations and/or by department."""
+    query = select(User.id).where(User.org_id == org, User.disabled_at.is_(None), User.merged_into.is_(None))
+    if user_ids is not None:
+        query = query.where(User.id.in_(user_ids))
+    if locations is not None:
+        query = query.where(User.location_id.in_(locations))
+    if department is not None:
+        query = query.where(User.department == department)
+    return query
+
+
+def items_for(session: Session, orgs: set[str], course_ids: list[str], program_ids: list[str]) -> list[dict[str, Any]]:
+    """The courses and programs to assign, from the replica; 404 for an unknown one."""
+    items = []
+    for course_id in dict.fromkeys(course_ids):
+        course = session.get(Course, course_id)
+        if course is None or course.org_id not in orgs:
+            raise NotFound(f"no such course {course_id}", code="course_not_found")
+        items.append({"course_id": course.id, "program_id": None, "title": course.title})
+    for program_id in dict.fromkeys(program_ids):
+        program = session.get(Program, program_id)
+        if program is None or program.org_id not in orgs:
+            raise NotFound(f"no such program {program_id}", code="program_not_found")
+        items.append({"course_id": None, "program_id": program.id, "title": program.title})
+    return items
+
+
+# Batches above this many rows refresh PostgreSQL's statistics between their statements.
+LARGE = 5_000
+
+
+def _count(session: Session, batch: str) -> int:
+    return session.scalar(select(func.count()).where(Assignment.batch_id == batch)) or 0
+
+
+# --- assigning ----------------------------------------------------------------------------------------
+
+
+def assign(
+    session: Session,
+    org: str,
+    users: Select[Any],
+    items: list[dict[str, Any]],
+    *,
+    due_on: date,
+    mandatory: bool,
+    cycle: int | None = None,
+    natural_key: str | None = None,
+    actor_id: str | None = None,
+    cause: str = "api",
+) -> str:
+    """Assign every item to every user of ``users``; returns the batch id of the new rows."""
+    batch, now = new_id(), utcnow()
+    chosen = users.subquery()
+    for item in items:
+        _insert_assignments(
+            session, org, chosen, item, due_on=due_on, mandatory=mandatory, cycle=cycle,
+            natural_key=natural_key, batch=batch, now=now,
+        )  # fmt: skip
+    large = len(items) * _count(session, batch) > LARGE
+    if large:
+        bulk.analyze(session, "assignments")
+    _reset_recertified(session, batch)
+    program_ids = [item["program_id"] for item in items if item["program_id"]]
+    for program_id in program_ids:
+        members = select(Assignment.user_id).where(Assignment.batch_id == batch, Assignment.program_id == program_id)
+        add_members(session, org, members, program_id, actor_id=actor_id, cause=cause)
+    targets = select(
+        Assignment.org_id, Assignment.user_id, Assignment.course_id, literal("assignment"), Assignment.id
+    ).where(Assignment.batch_id == batch, Assignment.course_id.is_not(None))
+    bulk.add_targets(session, batch, targets)
+    bulk.enroll_batch(session, batch, now, large=large)
+    bulk.insert_events(session, contract.ASSIGNMENT_CREATED, _created_events(session, batch, now, actor_id, cause), now)
+    return batch
+
+
+def _insert_assignments(
+    session: Session,
+    org: str,
+    users: Any,
+    item: dict[str, Any],
+    *,
+    due_on: date,
+    mandatory: bool,
+    cycle: int | None,
+    natural_key: str | None,
+    batch: str,
+    now: datetime,
+) -> None:
+    target = item["course_id"] or item["program_id"]
+    mine = and_(Assignment.user_id == users.c.id, Assignment.target_id == target)
+    if cycle is None:
+        last = select(func.max(Assignment.cycle)).where(mine).scalar_subquery()
+        cycle_value: Any = func.coalesce(last, 0) + 1
+        skip = exists().where(mine, Assignment.completed_at.is_(None))
+    else:
+        cycle_value = literal(cycle, Integer)
+        skip = exists().where(mine, Assignment.cycle >= cycle)
+    rows = select(
+        bulk.new_uuid(session),
+        literal(org),
+        users.c.id,
+        literal(item["course_id"]),
+        literal(item["program_id"]),
+        literal(target),
+        literal(item["title"]),
+        literal(due_on, Date),
+        literal(mandatory),
+        cycle_value,
+        literal(natural_key),
+        literal(now, UTCDateTime),
+        literal(batch),
+    ).where(~skip)
+    columns = [
+        "id", "org_id", "user_id", "course_id", "program_id", "target_id", "title", "due_on", "mandatory",
+        "cycle", "natural_key", "created_at", "batch_id",
+    ]  # fmt: skip
+    bulk.insert_ignoring_duplicates(session, Assignment.__table__, columns, rows)
+
+
+def _reset_recertified(session: Session, batch: str) -> None:
+    """A new cycle of a completed course starts it over; the old completion stays in its assignment
+    and certificate."""
+    reopened = (
+        select(Enrollment.id)
+        .join(Assignment, and_(Assignment.user_id == Enrollment.user_id, Assignment.course_id == Enrollment.course_id))
+        .where(Assignment.batch_id == batch, Assignment.cycle > 1, Enrollment.completed_at.is_not(None))
+    )
+    ids = list(session.scalars(reopened))
+    if ids:
+        session.execute(delete(LessonCompletion).where(LessonCompletion.enrollment_id.in_(ids)))
+        session.execute(
+            update(Enrollment).where(Enrollment.id.in_(ids)).values(completed_at=None, progress_percent=0)
+            .execution_options(synchronize_session=False)
+        )  # fmt: skip
+
+
+def _created_events(session: Session, batch: str, now: datetime, actor_id: str | None, cause: str) -> Select[Any]:
+    a = Assignment
+    data = bulk.json_object(
+        session,
+        {
+            "assignment_id": a.id,
+            "org_id": a.org_id,
+            "user_id": a.user_id,
+            "course_id": a.course_id,
+            "program_id": a.program_id,
+            "title": a.title,
+            "due_on": a.due_on if session.get_bind().dialect.name == "sqlite" else func.to_char(a.due_on, "YYYY-MM-DD"),
+            "mandatory": a.mandatory
+            if session.get_bind().dialect.name != "sqlite"
+            else func.json(case((a.mandatory, "true"), else_="false")),
+            "cycle": a.cycle,
+            "assigned_at": stamp(now),
+            "actor_id": actor_id,
+            "cause": cause,
+        },
+    )
+    return select(a.id.label("event_id"), a.org_id.label("orgid"), data.label("data")).where(a.batch_id == batch)
+
+
+def created(session: Session, batch: str) -> list[Assignment]:
+    return list(session.scalars(select(Assignment).where(Assignment.batch_id == batch).order_by(Assignment.user_id)))
+
+
+# --- programs -------------------------------------------------------------------------------------------
+
+
+def add_members(
+    session: Session, org: str, users: Select[Any], program_id: str, *, actor_id: str | None = None, cause: str = "api"
+) -> list[str]:
+    """Make users members of a program (again, if they left) and enroll them in its courses."""
+    ids = list(dict.fromkeys(session.scalars(users)))
+    program = session.get(Program, program_id)
+    now = utcnow()
+    members = select(ProgramMember.user_id, ProgramMember.removed_at).where(
+        ProgramMember.program_id == program_id, ProgramMember.user_id.in_(ids)
+    )
+    current = {user: removed for user, removed in session.execute(members)}
+    new = [user for user in ids if user not in current or current[user] is not None]
+    for user in new:
+        if user in current:
+            session.execute(
+                update(ProgramMember).where(ProgramMember.program_id == program_id, ProgramMember.user_id == user)
+                .values(removed_at=None, added_at=now)
+            )  # fmt: skip
+        else:
+            session.add(ProgramMember(program_id=program_id, user_id=user, org_id=org, added_at=now))
+    session.flush()
+    courses = program_course_ids(session, program_id)
+    enroll(session, org, ids, courses, kind="program", ref=program_id)
+    payloads = [
+        {"program_id": program_id, "org_id": org, "user_id": user, "program_title": program.title if program else "",
+         "course_ids": courses, "added_at": stamp(now), "actor_id": actor_id, "cause": cause}
+        for user in new
+    ]  # fmt: skip
+    publish_many(session, contract.PROGRAM_MEMBER_ADDED, org, payloads)
+    return new
+
+
+def program_course_ids(session: Session, program_id: str) -> list[str]:
+    query = (
+        select(ProgramCourse.course_id).where(ProgramCourse.program_id == program_id).order_by(ProgramCourse.position)
+    )
+    return list(session.scalars(query))
+
+
+# --- status and the overdue sweep ------------------------------------------------------------------------
+
+
+def status_of(assignment: Assignment, progress: int | None, today: date) -> str:
+    if assignment.completed_at is not None:
+        return "completed"
+    if assignment.due_on < today:
+        return "overdue"
+    return "in_progress" if progress else "assigned"
+
+
+def sweep_overdue(session: Session, today: date) -> int:
+    """AssignmentOverdue once per assignment that passed its due date incomplete."""
+    query = (
+        select(Assignment)
+        .where(Assignment.completed_at.is_(None), Assignment.due_on < today, Assignment.overdue_published_at.is_(None))
+        .with_for_update(skip_locked=True)
+    )
+    now, count = utcnow(), 0
+    for assignment in session.scalars(query):
+        assignment.overdue_published_at = now
+        payload = {**assignment_fields(assignment), "overdue_since": stamp(assignment.due_on)}
+        publish_many(session, contract.ASSIGNMENT_OVERDUE, assignment.org_id, [payload])
+        count += 1
+    return count

@@ -1,0 +1,101 @@
+"""Events enrollment consumes: catalog's and identity's state, and automation's commands."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from enrollment import commands, grants, learning, people, replica
+from enrollment.models import ProgramMember
+from lms_common import denylist
+from lms_common.envelope import Event, parse_time
+from lms_common.processing import Handler
+
+# --- catalog --------------------------------------------------------------------------------------
+
+
+def on_course(session: Session, event: Event) -> None:
+    """A course changed: when its published lessons changed, recompute everyone's progress."""
+    if replica.upsert_course(session, event.orgid, event.data):
+        learning.recompute_course(session, event.data["course_id"])
+
+
+def on_product(session: Session, event: Event) -> None:
+    replica.upsert_product(session, event.orgid, event.data)
+
+
+def on_program(session: Session, event: Event) -> None:
+    """A program changed: members get enrollments in the courses it gained."""
+    added = replica.upsert_program(session, event.orgid, event.data)
+    if added:
+        members = select(ProgramMember.user_id).where(
+            ProgramMember.program_id == event.data["program_id"], ProgramMember.removed_at.is_(None)
+        )
+        ids = list(session.scalars(members))
+        learning.enroll(session, event.orgid, ids, added, kind="program", ref=event.data["program_id"])
+
+
+def on_quiz(session: Session, event: Event) -> None:
+    replica.upsert_quiz(session, event.orgid, event.data)
+
+
+def on_cohort(session: Session, event: Event) -> None:
+    replica.upsert_cohort(session, event.orgid, event.data)
+
+
+# --- identity -------------------------------------------------------------------------------------
+
+
+def on_user_provisioned(session: Session, event: Event) -> None:
+    """Keep the user, then carry out seats and commands that waited for its email."""
+    replica.upsert_user(session, event.data, event.time)
+    grants.resolve_seats(session, event.data["user_id"], event.data["email"])
+    commands.resolve_pending(session, event.data["org_id"], event.data["email"], event.data["user_id"])
+
+
+def on_user_updated(session: Session, event: Event) -> None:
+    replica.upsert_user(session, event.data, event.time)
+
+
+def on_location_created(session: Session, event: Event) -> None:
+    replica.add_location(session, event.data)
+
+
+def on_contacts_merged(session: Session, event: Event) -> None:
+    data = event.data
+    people.merge(session, data["org_id"], data["from_user_id"], data["to_user_id"], parse_time(data["merged_at"]))
+
+
+def on_user_disabled(session: Session, event: Event) -> None:
+    """The shared deny list refuses its tokens; here its access to courses closes too."""
+    denylist.on_user_disabled(session, event)
+    at = parse_time(event.data["disabled_at"])
+    people.disable(session, event.orgid, event.data["user_id"], at, event.data.get("reason", "disabled"))
+
+
+def on_user_enabled(session: Session, event: Event) -> None:
+    denylist.on_user_enabled(session, event)
+    people.enable(session, event.data["user_id"], parse_time(event.data["enabled_at"]))
+
+
+# --- automation's commands ------------------------------------------------------------------------
+
+
+def on_command(session: Session, event: Event) -> None:
+    commands.handle(session, event.type, event.orgid, event.data)
+
+
+HANDLERS: dict[str, Handler] = {
+    **{name: on_course for name in ("CourseCreated", "CourseUpdated", "CoursePublished", "CourseUnpublished")},
+    **{name: on_product for name in ("ProductUpdated", "ProductActivated", "ProductDeactivated")},
+    **{name: on_program for name in ("ProgramPublished", "ProgramUpdated")},
+    "QuizChanged": on_quiz,
+    "CohortUpdated": on_cohort,
+    "UserProvisioned": on_user_provisioned,
+    "UserUpdated": on_user_updated,
+    "LocationCreated": on_location_created,
+    "ContactsMerged": on_contacts_merged,
+    "UserDisabled": on_user_disabled,
+    "UserEnabled": on_user_enabled,
+    **{name: on_command for name in commands.RUNNERS},
+}

@@ -1,0 +1,403 @@
+"""Enrollments, access, progress and completion: the use cases of learning a course."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from enrollment import bulk, certificates
+from enrollment.access import Actor
+from enrollment.events import publish, stamp
+from enrollment.models import (
+    ACTIVE,
+    PUBLISHED,
+    Assignment,
+    Course,
+    CourseLesson,
+    Enrollment,
+    EnrollmentSource,
+    Grant,
+    LessonCompletion,
+    Product,
+    ProductCourse,
+    Program,
+    ProgramCourse,
+    ProgramMember,
+    Quiz,
+    QuizAttempt,
+    User,
+)
+from lms_common.contracts import enrollment as contract
+from lms_common.db import new_id, utcnow
+from lms_common.errors import Conflict, Forbidden, NotFound
+
+# --- who may learn what ---------------------------------------------------------------------------
+
+
+def _grant_courses(user_id: str, org: str, course_id: str | None = None) -> Any:
+    """(course id, grant id) of the courses open to the user through active grants of active products."""
+    query = (
+        select(ProductCourse.course_id, Grant.id)
+        .join(Product, Product.id == ProductCourse.product_id)
+        .join(Grant, Grant.product_id == Product.id)
+        .where(Product.status == ACTIVE, Grant.status == ACTIVE, Grant.seats.is_(None))
+        .where(or_(Grant.user_id == user_id, Grant.organization_id == org))
+    )
+    return query.where(ProductCourse.course_id == course_id) if course_id else query
+
+
+def _user_open(session: Session, user_id: str) -> bool:
+    user = session.get(User, user_id)
+    return user is None or (user.disabled_at is None and user.merged_into is None)
+
+
+def sources_of(session: Session, enrollment: Enrollment) -> list[str]:
+    """The kinds of source that let the user learn this course now (empty: it may not)."""
+    course = session.get(Course, enrollment.course_id)
+    if course is None or course.status != PUBLISHED or enrollment.access_closed_at is not None:
+        return []
+    if not _user_open(session, enrollment.user_id):
+        return []
+    kinds = set(
+        session.scalars(
+            select(EnrollmentSource.kind).where(
+                EnrollmentSource.enrollment_id == enrollment.id,
+                EnrollmentSource.active.is_(True),
+                EnrollmentSource.kind != "grant",
+            )
+        )
+    )
+    if session.execute(_grant_courses(enrollment.user_id, enrollment.org_id, enrollment.course_id).limit(1)).first():
+        kinds.add("grant")
+    return sorted(kinds)
+
+
+def open_grant_enrollments(session: Session, user_id: str, org: str) -> None:
+    """Create the enrollments a user's grants open and it does not have yet (on first look)."""
+    rows = session.execute(_grant_courses(user_id, org)).all()
+    if not rows:
+        return
+    known = set(
+        session.execute(
+            select(Enrollment.course_id, EnrollmentSource.ref)
+            .join(EnrollmentSource, EnrollmentSource.enrollment_id == Enrollment.id)
+            .where(Enrollment.user_id == user_id, EnrollmentSource.kind == "grant")
+        ).all()
+    )
+    missing = [
+        {"org_id": org, "user_id": user_id, "course_id": course_id, "kind": "grant", "ref": grant_id}
+        for course_id, grant_id in rows
+        if (course_id, grant_id) not in known
+    ]
+    if missing:
+        batch = new_id()
+        bulk.add_target_values(session, batch, missing)
+        bulk.enroll_batch(session, batch, utcnow())
+
+
+def my_courses(session: Session, who: Actor) -> list[dict[str, Any]]:
+    """Every course the caller may learn now, with its enrollment, progress and sources."""
+    open_grant_enrollments(session, who.user, who.org)
+    query = (
+        select(Enrollment, Course.title)
+        .join(Course, Course.id == Enrollment.course_id)
+        .where(Enrollment.user_id == who.user)
+        .order_by(Enrollment.enrolled_at, Enrollment.id)
+    )
+    items = []
+    for enrollment, title in session.execute(query):
+        sources = sources_of(session, enrollment)
+        if sources:
+            items.append(
+                {
+                    "course_id": enrollment.course_id,
+                    "title": title,
+                    "enrollment_id": enrollment.id,
+                    "progress_percent": enrollment.progress_percent,
+                    "status": enrollment.status,
+                    "sources": sources,
+                }
+            )
+    return items
+
+
+# --- enrollments ------------------------------------------------------------------------------------
+
+
+def enroll(session: Session, org: str, user_ids: list[str], course_ids: list[str], *, kind: str, ref: str) -> int:
+    """Enroll users in courses for one source, set-based; returns how many enrollments are new."""
+    batch = new_id()
+    rows = [
+        {"org_id": org, "user_id": user, "course_id": course, "kind": kind, "ref": ref}
+        for user in user_ids
+        for course in course_ids
+    ]
+    bulk.add_target_values(session, batch, rows)
+    return bulk.enroll_batch(session, batch, utcnow())
+
+
+def enrollment_of(session: Session, user_id: str, course_id: str) -> Enrollment | None:
+    return session.scalar(select(Enrollment).where(Enrollment.user_id == user_id, Enrollment.course_id == course_id))
+
+
+def course_in(session: Session, who: Actor, course_id: str) -> Course:
+    course = session.get(Course, course_id)
+    if course is None or course.org_id not in who.orgs():
+        raise NotFound("no such course", code="course_not_found")
+    return course
+
+
+def enrollment_for(session: Session, who: Actor, enrollment_id: str, permission: str) -> Enrollment:
+    """An enrollment the caller owns, or one of a user it may act on with ``permission``; else 404."""
+    enrollment = session.get(Enrollment, enrollment_id)
+    if enrollment is None or enrollment.org_id not in who.orgs():
+        raise NotFound("no such enrollment", code="enrollment_not_found")
+    if enrollment.user_id != who.user and not who.sees_user(session.get(User, enrollment.user_id), permission):
+        raise NotFound("no such enrollment", code="enrollment_not_found")
+    return enrollment
+
+
+def lessons_done(session: Session, enrollment_id: str) -> list[dict[str, Any]]:
+    query = (
+        select(LessonCompletion.lesson_id, LessonCompletion.completed_at)
+        .where(LessonCompletion.enrollment_id == enrollment_id)
+        .order_by(LessonCompletion.completed_at)
+    )
+    return [{"lesson_id": lesson, "completed_at": at} for lesson, at in session.execute(query)]
+
+
+# --- progress ---------------------------------------------------------------------------------------
+
+
+def _progress_expression(course_id: str, lesson_count: int) -> Any:
+    """Share of the course's current published lessons completed: never above 100 by construction."""
+    if lesson_count == 0:
+        return 0
+    done = (
+        select(func.count())
+        .select_from(LessonCompletion)
+        .join(
+            CourseLesson,
+            and_(CourseLesson.lesson_id == LessonCompletion.lesson_id, CourseLesson.course_id == course_id),
+        )
+        .where(LessonCompletion.enrollment_id == Enrollment.id)
+        .scalar_subquery()
+    )
+    return done * 100 / lesson_count
+
+
+def recompute_course(session: Session, course_id: str) -> int:
+    """Recompute every enrollment's progress in a course in one statement; complete those at 100%."""
+    course = session.get(Course, course_id)
+    count = course.lesson_count if course else 0
+    result = session.execute(
+        update(Enrollment)
+        .where(Enrollment.course_id == course_id)
+        .values(progress_percent=_progress_expression(course_id, count))
+        .execution_options(synchronize_session=False)
+    )
+    complete_reached(session, course_id)
+    return int(result.rowcount or 0)
+
+
+def recompute_one(session: Session, enrollment: Enrollment) -> None:
+    course = session.get(Course, enrollment.course_id)
+    count = course.lesson_count if course else 0
+    session.execute(
+        update(Enrollment)
+        .where(Enrollment.id == enrollment.id)
+        .values(progress_percent=_progress_expression(enrollment.course_id, count))
+        .execution_options(synchronize_session=False)
+    )
+    session.refresh(enrollment, ["progress_percent"])
+
+
+def complete_reached(session: Session, course_id: str) -> None:
+    """Complete the enrollments a recompute brought to 100% (a lesson removed, say)."""
+    query = select(Enrollment).where(
+        Enrollment.course_id == course_id,
+        Enrollment.progress_percent >= 100,
+        Enrollment.completed_at.is_(None),
+        Enrollment.access_closed_at.is_(None),
+    )
+    for enrollment in session.scalars(query.execution_options(populate_existing=True)):
+        complete_course(session, enrollment)
+
+
+# --- completing lessons -----------------------------------------------------------------------------
+
+
+def complete_lesson(session: Session, who: Actor, enrollment_id: str, lesson_id: str) -> Enrollment:
+    """A learner completes a published, non-quiz lesson of a course it may learn now."""
+    enrollment = enrollment_for(session, who, enrollment_id, permission="")
+    if enrollment.user_id != who.user:
+        raise Forbidden("only the learner completes its lessons", code="not_your_enrollment")
+    check_may_learn(session, enrollment)
+    if session.get(CourseLesson, (enrollment.course_id, lesson_id)) is None:
+        raise NotFound("no such published lesson in this course", code="lesson_not_found")
+    if session.scalar(select(Quiz.id).where(Quiz.lesson_id == lesson_id)):
+        raise Conflict("a quiz lesson completes through a passing attempt", code="quiz_required")
+    record_lesson(session, enrollment, lesson_id)
+    return enrollment
+
+
+def check_may_learn(session: Session, enrollment: Enrollment) -> None:
+    """403 unless a source lets the user learn the course now; 409 when program order forbids it."""
+    if not sources_of(session, enrollment):
+        raise Forbidden("you may not learn this course now", code="not_entitled")
+    check_course_order(session, enrollment.user_id, enrollment.course_id)
+
+
+def check_course_order(session: Session, user_id: str, course_id: str) -> None:
+    """409 ``course_locked`` while an earlier course of an ordered program is incomplete."""
+    programs = (
+        select(ProgramCourse.program_id, ProgramCourse.position)
+        .where(ProgramCourse.course_id == course_id)
+        .join(Program, Program.id == ProgramCourse.program_id)
+        .join(ProgramMember, ProgramMember.program_id == Program.id)
+        .where(Program.enforce_course_order.is_(True), ProgramMember.user_id == user_id)
+        .where(ProgramMember.removed_at.is_(None))
+    )
+    for program_id, position in session.execute(programs).all():
+        earlier = select(ProgramCourse.course_id).where(
+            ProgramCourse.program_id == program_id, ProgramCourse.position < position
+        )
+        done = select(Enrollment.course_id).where(Enrollment.user_id == user_id, Enrollment.completed_at.is_not(None))
+        blocking = session.scalar(earlier.where(ProgramCourse.course_id.not_in(done)).limit(1))
+        if blocking:
+            raise Conflict(
+                "complete the earlier courses of the program first", code="course_locked", blocking_course_id=blocking
+            )
+
+
+def record_lesson(session: Session, enrollment: Enrollment, lesson_id: str) -> None:
+    """Note the lesson complete (once), recompute progress, and complete the course at 100%."""
+    if session.get(LessonCompletion, (enrollment.id, lesson_id)) is not None:
+        return
+    now = utcnow()
+    session.add(LessonCompletion(enrollment_id=enrollment.id, lesson_id=lesson_id, completed_at=now))
+    session.flush()
+    recompute_one(session, enrollment)
+    payload = {
+        "enrollment_id": enrollment.id,
+        "org_id": enrollment.org_id,
+        "user_id": enrollment.user_id,
+        "course_id": enrollment.course_id,
+        "lesson_id": lesson_id,
+        "progress_percent": enrollment.progress_percent,
+        "completed_at": stamp(now),
+    }
+    publish(session, contract.LESSON_COMPLETED, enrollment.org_id, payload)
+    if enrollment.progress_percent >= 100 and enrollment.completed_at is None:
+        complete_course(session, enrollment)
+
+
+# --- completing courses and programs ----------------------------------------------------------------
+
+
+def _best_score(session: Session, enrollment_id: str) -> int | None:
+    return session.scalar(
+        select(func.max(QuizAttempt.score_percent)).where(
+            QuizAttempt.enrollment_id == enrollment_id, QuizAttempt.passed.is_(True)
+        )
+    )
+
+
+def complete_course(session: Session, enrollment: Enrollment) -> None:
+    """The course is complete: certificate, CourseCompleted, assignments and programs follow."""
+    now = utcnow()
+    enrollment.completed_at = now
+    course = session.get(Course, enrollment.course_id)
+    title = course.title if course else ""
+    certificate = certificates.issue(
+        session, enrollment.org_id, enrollment.user_id, title, course_id=course.id if course else enrollment.course_id
+    )
+    payload = {
+        "enrollment_id": enrollment.id,
+        "org_id": enrollment.org_id,
+        "user_id": enrollment.user_id,
+        "course_id": enrollment.course_id,
+        "course_title": title,
+        "sources": sources_of(session, enrollment) or [enrollment.first_source],
+        "enrolled_at": stamp(enrollment.enrolled_at),
+        "completed_at": stamp(now),
+        "score_percent": _best_score(session, enrollment.id),
+        "certificate_id": certificate.id,
+        "verification_code": certificate.verification_code,
+    }
+    publish(session, contract.COURSE_COMPLETED, enrollment.org_id, payload)
+    complete_assignments(session, enrollment.user_id, enrollment.course_id, now)
+    for member in _memberships_with(session, enrollment.user_id, enrollment.course_id):
+        maybe_complete_program(session, member, now)
+
+
+def _memberships_with(session: Session, user_id: str, course_id: str) -> list[ProgramMember]:
+    query = (
+        select(ProgramMember)
+        .join(ProgramCourse, ProgramCourse.program_id == ProgramMember.program_id)
+        .where(ProgramMember.user_id == user_id, ProgramCourse.course_id == course_id)
+        .where(ProgramMember.removed_at.is_(None), ProgramMember.completed_at.is_(None))
+    )
+    return list(session.scalars(query))
+
+
+def program_course_completions(session: Session, program_id: str, user_id: str) -> dict[str, datetime | None]:
+    query = (
+        select(ProgramCourse.course_id, Enrollment.completed_at)
+        .outerjoin(Enrollment, and_(Enrollment.course_id == ProgramCourse.course_id, Enrollment.user_id == user_id))
+        .where(ProgramCourse.program_id == program_id)
+        .order_by(ProgramCourse.position)
+    )
+    return {course: at for course, at in session.execute(query)}
+
+
+def maybe_complete_program(session: Session, member: ProgramMember, now: datetime) -> None:
+    done = program_course_completions(session, member.program_id, member.user_id)
+    if not done or any(at is None for at in done.values()):
+        return
+    program = session.get(Program, member.program_id)
+    title = program.title if program else ""
+    member.completed_at = now
+    certificate = certificates.issue(session, member.org_id, member.user_id, title, program_id=member.program_id)
+    payload = {
+        "program_id": member.program_id,
+        "org_id": member.org_id,
+        "user_id": member.user_id,
+        "program_title": title,
+        "course_ids": list(done),
+        "course_completed_at": {course: stamp(at) for course, at in done.items()},
+        "added_at": stamp(member.added_at),
+        "completed_at": stamp(now),
+        "certificate_id": certificate.id,
+        "verification_code": certificate.verification_code,
+    }
+    publish(session, contract.PROGRAM_COMPLETED, member.org_id, payload)
+    complete_assignments(session, member.user_id, member.program_id, now)
+
+
+def complete_assignments(session: Session, user_id: str, target_id: str, now: datetime) -> None:
+    """Open assignments of this course or program are complete (late when past their due date)."""
+    query = select(Assignment).where(
+        Assignment.user_id == user_id, Assignment.target_id == target_id, Assignment.completed_at.is_(None)
+    )
+    for assignment in session.scalars(query):
+        assignment.completed_at = now
+        payload = {**assignment_fields(assignment), "completed_at": stamp(now), "late": now.date() > assignment.due_on}
+        publish(session, contract.ASSIGNMENT_COMPLETED, assignment.org_id, payload)
+
+
+def assignment_fields(assignment: Assignment) -> dict[str, Any]:
+    return {
+        "assignment_id": assignment.id,
+        "org_id": assignment.org_id,
+        "user_id": assignment.user_id,
+        "course_id": assignment.course_id,
+        "program_id": assignment.program_id,
+        "title": assignment.title,
+        "due_on": stamp(assignment.due_on),
+        "mandatory": assignment.mandatory,
+        "cycle": assignment.cycle,
+    }

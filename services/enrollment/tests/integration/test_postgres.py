@@ -1,0 +1,172 @@
+"""On PostgreSQL and RabbitMQ: seats and quiz limits under concurrency, a large assignment job,
+and the worker consuming real messages."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+import pika
+import pytest
+from sqlalchemy import func, select
+
+from enrollment.app import create_app
+from enrollment.models import Assignment, Enrollment, Grant
+from enrollment.service import SERVICE
+from lms_common import migrations
+from lms_common.consumer import Consumer
+from lms_common.contracts import SUITE_EVENTS
+from lms_common.db import make_engine, make_session_factory
+from lms_common.envelope import Event
+from lms_common.outbox import OutboxMessage
+from lms_common.processing import Delivery
+from lms_common.testing import TestKeys, wait_until
+
+ORG = "org-9"
+ADMIN = "enrollment:read enrollment:write content:grant learner"
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+@pytest.fixture()
+def settings(postgres_url, broker_settings, tmp_path):
+    migrations.upgrade(SERVICE.migrations, postgres_url)
+    return broker_settings("enrollment", postgres_url, var_dir=tmp_path)
+
+
+@pytest.fixture()
+def world(settings):
+    keys = TestKeys()
+    app = create_app(settings, key_source=keys)
+    processor = SERVICE.processor(SERVICE.runtime(settings, keys))
+
+    def send(event_type: str, data: dict[str, Any]) -> None:
+        event = Event(type=event_type, data=data, orgid=ORG, source="/test")
+        [result] = processor.process([Delivery(event.to_json(), SUITE_EVENTS.routing_key(event), event.id)])
+        assert result.outcome.value == "handled", result.reason
+
+    def caller(scope: str, user: str | None = None) -> tuple[Any, dict[str, str], str]:
+        user = user or new_id()
+        return app.test_client(), {"Authorization": f"Bearer {keys.mint(sub=user, org=ORG, scope=scope)}"}, user
+
+    return send, caller
+
+
+def user_event(user: str, email: str | None = None, location: str | None = None) -> dict[str, Any]:
+    return {"user_id": user, "email": email or f"{user[:8]}@example.com", "org_id": ORG, "cause": "api",
+            "cause_event_id": None, "created": True, "first_name": "Ada", "last_name": "L",
+            "location_id": location}  # fmt: skip
+
+
+def course_event(course: str, lessons: list[str]) -> dict[str, Any]:
+    return {"course_id": course, "version": 1, "title": "Forklifts", "status": "published", "lesson_ids": lessons,
+            "quiz_ids": [], "derived_from": None, "created_by": "a"}  # fmt: skip
+
+
+def test_three_seats_and_five_concurrent_hand_outs_grant_exactly_three(world, settings):
+    send, caller = world
+    product, purchaser = new_id(), new_id()
+    send("ProductActivated", {"product_id": product, "version": 1, "title": "P", "status": "active", "course_ids": []})
+    client, headers, _ = caller(ADMIN)
+    send("UserProvisioned", user_event(purchaser))
+    answer = client.post("/v1/grants", json={"product_id": product, "user_id": purchaser, "seats": 3}, headers=headers)
+    grant = answer.get_json()
+    emails = [f"seat{i}@example.com" for i in range(5)]
+
+    def hand_out(email: str) -> int:
+        c, h, _ = caller("learner", purchaser)
+        return c.post(f"/v1/grants/{grant['id']}/seats", json={"emails": [email]}, headers=h).status_code
+
+    with ThreadPoolExecutor(5) as pool:
+        statuses = sorted(pool.map(hand_out, emails))
+    assert statuses == [200, 200, 200, 409, 409]
+    with make_session_factory(make_engine(settings.database_url))() as session:
+        assert session.get(Grant, grant["id"]).seats_used == 3
+
+
+def test_the_quiz_attempt_limit_holds_under_ten_concurrent_submissions(world, settings):
+    send, caller = world
+    course, lesson, quiz, question = new_id(), new_id(), new_id(), new_id()
+    _, _, learner = caller("learner")
+    admin, admin_headers, _ = caller(ADMIN)
+    send("UserProvisioned", user_event(learner))
+    send("CourseUpdated", course_event(course, [lesson]))
+    questions = [{"question_id": question, "kind": "single_choice", "choices": ["a", "b"], "answer": "a"}]
+    quiz_data = {"quiz_id": quiz, "version": 1, "lesson_id": lesson, "course_id": course, "pass_percent": 100,
+                 "max_attempts": 3, "questions": questions}  # fmt: skip
+    send("QuizChanged", quiz_data)
+    admin.post("/v1/enrollments", json={"user_id": learner, "course_id": course}, headers=admin_headers)
+
+    def submit(_: int) -> int:
+        c, h, _ = caller("learner", learner)
+        return c.post(f"/v1/quizzes/{quiz}/attempts", json={"answers": {question: "b"}}, headers=h).status_code
+
+    with ThreadPoolExecutor(10) as pool:
+        statuses = sorted(pool.map(submit, range(10)))
+    assert statuses == [201] * 3 + [409] * 7
+
+
+def test_a_large_assignment_answers_202_and_the_job_commits_everything(world, settings):
+    send, caller = world
+    location, course = new_id(), new_id()
+    send("LocationCreated", {"location_id": location, "org_id": ORG, "name": "HQ", "code": "HQ", "parent_id": None})
+    send("CourseUpdated", course_event(course, [new_id()]))
+    engine = make_engine(settings.database_url)
+    with make_session_factory(engine).begin() as session:
+        from enrollment.models import User
+
+        now = datetime.now(UTC)
+        session.execute(User.__table__.insert(), [
+            {"id": new_id(), "org_id": ORG, "email": f"u{i}@example.com", "first_name": "", "last_name": "",
+             "location_id": location, "updated_at": now} for i in range(2500)
+        ])  # fmt: skip
+    client, headers, _ = caller(ADMIN)
+    body = {"location_id": location, "course_ids": [course], "due_on": "2030-01-01"}
+    answer = client.post("/v1/assignments", json=body, headers=headers)
+    assert answer.status_code == 202, answer.get_json()
+    job = answer.get_json()
+
+    def finished() -> Any:
+        state = client.get(f"/v1/jobs/{job['id']}", headers=headers).get_json()
+        return state if state["status"] != "queued" else None
+
+    assert wait_until(finished, timeout=30)["result"]["assignments"] == 2500
+    with make_session_factory(engine)() as session:
+        assert session.scalar(select(func.count()).select_from(Enrollment)) == 2500
+        assert session.scalar(select(func.count()).select_from(Assignment)) == 2500
+        kinds = dict(
+            session.execute(select(OutboxMessage.event_type, func.count()).group_by(OutboxMessage.event_type)).all()
+        )
+    assert kinds["AssignmentCreated"] == 2500 and kinds["EnrollmentCreated"] == 2500
+    engine.dispose()
+
+
+def test_the_worker_carries_out_a_grant_command_from_the_real_broker(settings, amqp_url):
+    consumer = Consumer(settings, SERVICE.topology(settings), SERVICE.processor(SERVICE.runtime(settings)))
+    worker = threading.Thread(target=consumer.run, daemon=True)
+    worker.start()
+    try:
+        wait_until(consumer.connected.is_set)
+        product, user = new_id(), new_id()
+        data = {"natural_key": "inv-1", "product_id": product, "owner": {"user_id": user},
+                "source_event_id": "e1", "source_event_type": "InvoicePaid", "rule_id": None}  # fmt: skip
+        connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+        for _ in range(3):
+            event = Event(type="GrantProduct", data=data, orgid=ORG, source="/automation", time=datetime.now(UTC))
+            connection.channel().basic_publish(settings.exchange, "automation.GrantProduct", event.to_json())
+        connection.close()
+        engine = make_engine(settings.database_url)
+        query = select(func.count()).select_from(Grant).where(Grant.product_id == product)
+        with make_session_factory(engine)() as session:
+            wait_until(lambda: session.scalar(query.execution_options(populate_existing=True)) == 1)
+            session.rollback()
+            assert session.scalar(select(func.count()).select_from(OutboxMessage)) == 1
+        engine.dispose()
+    finally:
+        consumer.stop()
+        worker.join(timeout=10)

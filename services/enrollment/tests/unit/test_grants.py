@@ -1,0 +1,111 @@
+"""Grants open courses while the product is active; commands have one effect per natural key."""
+
+from __future__ import annotations
+
+from enrollment_helpers import ORG, OTHER_ORG, new_id, ok, outbox_events, refused
+
+
+def course_ids(caller):
+    return [item["course_id"] for item in ok(caller.get("/v1/me/courses"))["items"]]
+
+
+def command(bus, name, data, org=ORG):
+    cause = {"source_event_id": new_id(), "source_event_type": "InvoicePaid", "rule_id": None}
+    bus.send(name, {**data, **cause}, org)
+
+
+def test_grant_before_activation_then_activation_then_revoke(bus, admin, learner):
+    course, product = new_id(), new_id()
+    bus.course(course, [new_id()])
+    bus.product(product, [course], active=False)
+    grant = ok(admin.post("/v1/grants", json={"product_id": product, "user_id": learner.user}), 201)
+    assert course_ids(learner) == []
+    bus.product(product, [course], active=True)
+    mine = ok(learner.get("/v1/me/courses"))["items"]
+    assert [(c["course_id"], c["sources"]) for c in mine] == [(course, ["grant"])]
+    ok(admin.post(f"/v1/grants/{grant['id']}/revoke"))
+    assert course_ids(learner) == []
+
+
+def test_one_grant_per_product_and_owner(bus, admin, learner):
+    product = new_id()
+    bus.product(product, [], active=True)
+    body = {"product_id": product, "user_id": learner.user}
+    first = ok(admin.post("/v1/grants", json=body), 201)
+    assert ok(admin.post("/v1/grants", json=body), 200)["id"] == first["id"]
+
+
+def test_the_same_grant_command_three_times_is_one_grant(bus, admin, learner, settings):
+    course, product = new_id(), new_id()
+    bus.course(course, [new_id()])
+    bus.product(product, [course])
+    data = {"natural_key": "invoice:INV-1:product", "product_id": product, "owner": {"user_id": learner.user}}
+    for _ in range(3):
+        command(bus, "GrantProduct", data)
+    assert len(ok(admin.get(f"/v1/grants?product_id={product}"))["items"]) == 1
+    assert len(outbox_events(settings.database_url, "ProductGranted")) == 1
+    assert course_ids(learner) == [course]
+
+
+def test_a_command_for_an_unknown_email_waits_for_the_user(bus, as_user):
+    course, product, user = new_id(), new_id(), new_id()
+    bus.course(course, [new_id()])
+    bus.product(product, [course])
+    owner = {"email": "grace@example.com"}
+    command(bus, "GrantProduct", {"natural_key": "k1", "product_id": product, "owner": owner})
+    bus.user(user, "Grace@example.com")
+    assert course_ids(as_user("learner", user=user)) == [course]
+
+
+def test_a_command_after_the_user_arrived_applies_at_once(bus, as_user):
+    course, product, user = new_id(), new_id(), new_id()
+    bus.course(course, [new_id()])
+    bus.product(product, [course])
+    bus.user(user, "grace@example.com")
+    command(bus, "GrantProduct", {"natural_key": "k1", "product_id": product, "owner": {"email": "grace@example.com"}})
+    assert course_ids(as_user("learner", user=user)) == [course]
+
+
+def test_an_organization_grant_covers_its_members_and_revoke_command_closes(bus, as_user):
+    course, product = new_id(), new_id()
+    bus.course(course, [new_id()])
+    bus.product(product, [course])
+    owner = {"organization_id": ORG}
+    command(bus, "GrantProduct", {"natural_key": "org-deal", "product_id": product, "owner": owner})
+    member = as_user("learner")
+    assert course_ids(member) == [course]
+    command(bus, "RevokeProduct", {"natural_key": "org-deal:revoke", "product_id": product, "owner": owner})
+    assert course_ids(member) == []
+
+
+def test_seats_go_to_emails_and_never_beyond_what_was_bought(bus, as_user, admin):
+    course, product, purchaser, known = new_id(), new_id(), new_id(), new_id()
+    bus.course(course, [new_id()])
+    bus.product(product, [course])
+    bus.user(purchaser, "buyer@example.com")
+    bus.user(known, "known@example.com")
+    data = {"natural_key": "INV-2", "product_id": product, "owner": {"user_id": purchaser}, "seats": 2}
+    command(bus, "GrantProduct", data)
+    [purchase] = ok(admin.get(f"/v1/grants?user_id={purchaser}"))["items"]
+    buyer = as_user("learner", user=purchaser)
+    answer = ok(
+        buyer.post(f"/v1/grants/{purchase['id']}/seats", json={"emails": ["known@example.com", "new@example.com"]})
+    )
+    assert sorted(h["status"] for h in answer["holders"]) == ["granted", "pending"]
+    refused(
+        buyer.post(f"/v1/grants/{purchase['id']}/seats", json={"emails": ["third@example.com"]}), 409, "seats_exhausted"
+    )
+    assert course_ids(as_user("learner", user=known)) == [course]
+    newcomer = new_id()
+    bus.user(newcomer, "new@example.com")
+    assert course_ids(as_user("learner", user=newcomer)) == [course]
+
+
+def test_another_organizations_ids_answer_404(bus, admin, as_user):
+    product = new_id()
+    bus.product(product, [], org=OTHER_ORG)
+    refused(admin.post("/v1/grants", json={"product_id": product, "organization_id": ORG}), 404)
+    other_admin = as_user("content:grant", org=OTHER_ORG)
+    grant = ok(other_admin.post("/v1/grants", json={"product_id": product, "organization_id": OTHER_ORG}), 201)
+    refused(admin.post(f"/v1/grants/{grant['id']}/revoke"), 404)
+    refused(admin.get(f"/v1/grants/{grant['id']}"), 404)

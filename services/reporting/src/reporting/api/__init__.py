@@ -1,0 +1,5 @@
+"""Reporting's REST API: one blueprint of read-only reports."""
+
+from reporting.api import reports
+
+BLUEPRINTS = [reports.blp]

@@ -1,0 +1,58 @@
+"""The append-only event log, and which generation of the projections is live."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
+
+from lms_common.db import utcnow
+from lms_common.envelope import Event
+from reporting.models import LoggedEvent, ProjectionState
+
+LIVE = "live"
+_GEN_KEY = "reporting.live_generation"
+
+
+def append(session: Session, event: Event) -> None:
+    """Log the event as it arrived (the inbox has already dropped a redelivered one)."""
+    session.execute(
+        insert(LoggedEvent).values(
+            id=event.id,
+            type=event.type,
+            orgid=event.orgid,
+            time=event.time,
+            data=dict(event.data),
+            received_at=utcnow(),
+        )
+    )
+
+
+def live_generation(session: Session) -> int:
+    """The live generation, read once per transaction.
+
+    Read after the transaction's first insert into the log: a rebuild swaps generations while
+    it holds the log locked against inserts, so the value cannot change until this commits.
+    """
+    if _GEN_KEY not in session.info:
+        session.info[_GEN_KEY] = session.execute(
+            select(ProjectionState.generation).where(ProjectionState.name == LIVE)
+        ).scalar_one()
+    return int(session.info[_GEN_KEY])
+
+
+def forget_generation(session: Session) -> None:
+    session.info.pop(_GEN_KEY, None)
+
+
+def newest_event_time(session: Session, orgs: Collection[str] | None = None) -> datetime | None:
+    """The time of the newest event logged (for these organizations): a report's ``as_of``."""
+    query = select(func.max(LoggedEvent.time))
+    if orgs is not None:
+        query = query.where(LoggedEvent.orgid.in_(list(orgs)))
+    value = session.execute(query).scalar_one_or_none()
+    if isinstance(value, str):  # SQLite hands an aggregate back untyped
+        value = datetime.fromisoformat(value)
+    return value

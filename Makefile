@@ -48,6 +48,15 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy libs/common/src $(foreach s,$(SERVICES),services/$(s)/src)
+	$(PY) deploy/kubernetes/generate.py --check
+	$(PY) deploy/check.py
+	@if command -v promtool >/dev/null; then \
+		echo "promtool check config + test rules"; \
+		promtool check config deploy/prometheus/prometheus.yml && promtool test rules deploy/prometheus/alerts.test.yml; \
+	else echo "skipped promtool (not installed; apt-get install prometheus): alert rules checked by deploy/check.py only"; fi
+	@if docker compose version >/dev/null 2>&1; then echo "docker compose config -q"; docker compose config -q; \
+	elif command -v docker-compose >/dev/null; then echo "docker-compose config -q"; docker-compose config -q; \
+	else echo "skipped docker compose config (no compose here; apt-get install docker-compose)"; fi
 
 format: install
 	$(VENV)/bin/ruff format .

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from typing import cast as type_cast
 
 from sqlalchemy import (
     JSON,
@@ -21,6 +22,7 @@ from sqlalchemy import (
     LargeBinary,
     Select,
     String,
+    Table,
     and_,
     cast,
     delete,
@@ -34,6 +36,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from enrollment.events import SOURCE, stamp
@@ -117,9 +120,9 @@ def insert_events(session: Session, event_type: EventType, rows: Select[Any], no
         literal(now, UTCDateTime),
         literal(0),
     )
-    table = OutboxMessage.__table__
+    table = type_cast(Table, OutboxMessage.__table__)
     columns = ["event_id", "event_type", "routing_key", "body", "headers", "created_at", "attempts"]
-    result = session.execute(insert(table).from_select(columns, chosen))
+    result = type_cast(CursorResult[Any], session.execute(insert(table).from_select(columns, chosen)))
     count = int(result.rowcount or 0)
     if count:
         _check_one(session, source)
@@ -141,29 +144,30 @@ def _notify(session: Session) -> None:
         session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
 
 
-def insert_ignoring_duplicates(session: Session, table: Any, columns: list[str], rows: Select[Any]) -> int:
+def insert_ignoring_duplicates(session: Session, table: Any, columns: list[str], rows: Select[*tuple[Any, ...]]) -> int:
     """``INSERT ... SELECT`` that skips rows a concurrent writer inserted first (PostgreSQL)."""
     if is_postgres(session):
         statement: Any = postgresql.insert(table).from_select(columns, rows).on_conflict_do_nothing()
     else:
         statement = sqlite.insert(table).from_select(columns, rows)
-    return int(session.execute(statement).rowcount or 0)
+    result = type_cast(CursorResult[Any], session.execute(statement))
+    return int(result.rowcount or 0)
 
 
 # --- enrollment batches ---------------------------------------------------------------------------
 
 
-def add_targets(session: Session, batch_id: str, rows: Select[Any]) -> None:
+def add_targets(session: Session, batch_id: str, rows: Select[*tuple[Any, ...]]) -> None:
     """Targets of a batch from ``rows`` (columns org_id, user_id, course_id, kind, ref)."""
     source = rows.subquery()
     chosen = select(literal(batch_id), *source.c)
     columns = ["batch_id", "org_id", "user_id", "course_id", "kind", "ref"]
-    session.execute(insert(BulkTarget.__table__).from_select(columns, chosen))
+    session.execute(insert(type_cast(Table, BulkTarget.__table__)).from_select(columns, chosen))
 
 
 def add_target_values(session: Session, batch_id: str, rows: list[dict[str, str]]) -> None:
     if rows:
-        session.execute(insert(BulkTarget.__table__), [{**row, "batch_id": batch_id} for row in rows])
+        session.execute(insert(type_cast(Table, BulkTarget.__table__)), [{**row, "batch_id": batch_id} for row in rows])
 
 
 def analyze(session: Session, *tables: str) -> None:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from enrollment import bulk, certificates
@@ -193,11 +194,14 @@ def recompute_course(session: Session, course_id: str) -> int:
     """Recompute every enrollment's progress in a course in one statement; complete those at 100%."""
     course = session.get(Course, course_id)
     count = course.lesson_count if course else 0
-    result = session.execute(
-        update(Enrollment)
-        .where(Enrollment.course_id == course_id)
-        .values(progress_percent=_progress_expression(course_id, count))
-        .execution_options(synchronize_session=False)
+    result = cast(
+        CursorResult[Any],
+        session.execute(
+            update(Enrollment)
+            .where(Enrollment.course_id == course_id)
+            .values(progress_percent=_progress_expression(course_id, count))
+            .execution_options(synchronize_session=False)
+        ),
     )
     complete_reached(session, course_id)
     return int(result.rowcount or 0)

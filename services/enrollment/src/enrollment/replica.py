@@ -152,4 +152,5 @@ def find_user_by_email(session: Session, org: str, email: str) -> User | None:
     query = select(User).where(User.email == email.lower(), User.merged_into.is_(None))
     users = list(session.scalars(query))
     same_org = [user for user in users if user.org_id == org]
-    return (same_org or users or [None])[0]
+    nobody: list[User | None] = [None]
+    return (same_org or users or nobody)[0]

@@ -22,7 +22,7 @@ blp = Blueprint("programs", __name__, url_prefix="/v1", description="Program mem
 
 
 def _program(session: Any, who: Actor, program_id: str) -> Program:
-    program = session.get(Program, program_id)
+    program: Program | None = session.get(Program, program_id)
     if program is None or program.org_id not in who.orgs():
         raise NotFound("no such program", code="program_not_found")
     return program
@@ -88,7 +88,7 @@ def program_progress(args: dict[str, Any], program_id: str) -> Any:
     with unit_of_work() as session:
         program = _program(session, who, program_id)
         visible_user(session, who, user_id)
-        courses = []
+        courses: list[dict[str, Any]] = []
         for course_id in assignments.program_course_ids(session, program.id):
             found = learning.enrollment_of(session, user_id, course_id)
             courses.append({"course_id": course_id, "progress_percent": found.progress_percent if found else 0,

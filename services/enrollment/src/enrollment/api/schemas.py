@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from lms_common.api import PageArgs, StrictSchema, page_schema
@@ -24,7 +26,7 @@ class GrantCreate(StrictSchema):
     seats = fields.Integer(validate=validate.Range(min=1, max=100_000))
 
     @validates_schema
-    def one_owner(self, data: dict, **_: object) -> None:
+    def one_owner(self, data: dict[str, Any], **_: object) -> None:
         if ("user_id" in data) == ("organization_id" in data):
             raise ValidationError("give exactly one of user_id and organization_id", "_schema")
 
@@ -103,7 +105,7 @@ class AssignmentCreate(StrictSchema):
     mandatory = fields.Boolean(load_default=True)
 
     @validates_schema
-    def one_audience(self, data: dict, **_: object) -> None:
+    def one_audience(self, data: dict[str, Any], **_: object) -> None:
         given = [key for key in ("user_ids", "location_id", "department") if key in data]
         if len(given) != 1:
             raise ValidationError("give exactly one of user_ids, location_id and department", "_schema")

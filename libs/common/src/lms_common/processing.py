@@ -30,8 +30,12 @@ Handler = Callable[[Session, Event], None]
 MAX_BODY_BYTES = 1024 * 1024
 
 
-class _HandlerFailed(Exception):
-    """A handler failed on the fast path: the batch is handled again, message by message."""
+class HandlerFailed(Exception):
+    """Work of the fast path failed: the batch is handled again, message by message.
+
+    Raised by the processor itself, and by handlers that defer work to the end of a batch
+    (reporting's projections) when that deferred work fails.
+    """
 
 
 class Reject(Exception):
@@ -104,7 +108,7 @@ class MessageProcessor:
         parsed = [self.parse(delivery) for delivery in deliveries]
         try:
             results = self._process(deliveries, parsed, isolate=False)
-        except _HandlerFailed:
+        except HandlerFailed:
             results = self._process(deliveries, parsed, isolate=True)
         for delivery, item, result in zip(deliveries, parsed, results, strict=True):
             event_type = item.type if isinstance(item, Event) else "invalid"
@@ -130,8 +134,21 @@ class MessageProcessor:
                 results[i] = self._handle(session, deliveries[i], event, isolate=isolate)
                 if results[i].outcome is not Outcome.HANDLED:  # type: ignore[union-attr]
                     failed.append(event.id)
+            if not isolate:
+                self._flush(session)
             inbox.forget(session, failed)
         return [result for result in results if result is not None]
+
+    @staticmethod
+    def _flush(session: Session) -> None:
+        """Write the batch's pending changes now, so that a failing one is a handler failure
+        (handled again message by message) rather than a failed commit."""
+        try:
+            session.flush()
+        except Exception as exc:
+            if is_connection_failure(exc):
+                raise
+            raise HandlerFailed from exc
 
     def _handle(self, session: Session, delivery: Delivery, event: Event, *, isolate: bool) -> Result:
         correlation_id = str(delivery.headers.get("x-request-id") or event.id)
@@ -146,7 +163,7 @@ class MessageProcessor:
             if is_connection_failure(exc):
                 raise
             if savepoint is None:
-                raise _HandlerFailed from exc
+                raise HandlerFailed from exc
             savepoint.rollback()
             if isinstance(exc, Reject):
                 return Result(Outcome.DEAD_LETTER, f"rejected by handler: {exc}")

@@ -303,3 +303,26 @@ def test_message_without_correlation_is_correlated_by_its_event_id(
 )
 def test_topic_matching_follows_amqp(pattern: str, key: str, expected: bool) -> None:
     assert topic_matches(pattern, key) is expected
+
+
+def test_a_change_that_fails_only_when_flushed_costs_only_its_own_message(
+    bus: InMemoryBus,
+    processor: Callable[..., MessageProcessor],
+    offboarded: Callable[[str], Event],
+    session_factory: sessionmaker[Session],
+) -> None:
+    def disable_lazily(session: Session, event: Event) -> None:
+        # No flush here: a clash with an existing row only surfaces when the batch is written.
+        session.add(DisabledUser(user_id=event.data["employee_id"], disabled_at=utcnow()))
+
+    with session_scope(session_factory) as session:
+        session.add(DisabledUser(user_id="E-taken", disabled_at=utcnow()))
+    for employee_id in ("E-1", "E-taken", "E-2"):
+        bus.publish_event(offboarded(employee_id), SUITE_EVENTS)
+
+    first_pass = [
+        result.outcome for result in processor({"EmployeeOffboarded": disable_lazily}).process(list(bus.queues[QUEUE]))
+    ]
+
+    assert first_pass == [HANDLED, RETRY, HANDLED]
+    assert disabled_users(session_factory) == ["E-1", "E-2", "E-taken"]

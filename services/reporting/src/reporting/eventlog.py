@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
 from sqlalchemy import func, insert, select
@@ -27,6 +27,20 @@ def append(session: Session, event: Event) -> None:
             data=dict(event.data),
             received_at=utcnow(),
         )
+    )
+
+
+def append_many(session: Session, events: Sequence[Event]) -> None:
+    """Log a batch of events in one statement (executed for many rows)."""
+    if not events:
+        return
+    now = utcnow()
+    session.execute(
+        insert(LoggedEvent.__table__),  # type: ignore[arg-type]
+        [
+            {"id": e.id, "type": e.type, "orgid": e.orgid, "time": e.time, "data": dict(e.data), "received_at": now}
+            for e in events
+        ],
     )
 
 

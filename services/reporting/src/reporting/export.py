@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from flask import Response, request, stream_with_context
@@ -44,15 +44,38 @@ def csv_chunks(columns: list[str], rows: Iterable[Mapping[str, Any]]) -> Iterato
     yield buffer.getvalue()
 
 
+def csv_table_chunks(columns: list[str], batches: Iterable[Sequence[Sequence[Any]]]) -> Iterator[str]:
+    """The CSV text of rows given as value tuples in ``columns`` order, a batch at a time.
+
+    ``None`` is written as an empty field (as :func:`csv_chunks` writes it); each batch is
+    written by the csv module in one call.
+    """
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(columns)
+    for batch in batches:
+        writer.writerows(batch)
+        if buffer.tell() >= FLUSH_BYTES:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
 def csv_response(
     name: str, columns: list[str], as_of: str | None, rows: Callable[[Session], Iterable[Mapping[str, Any]]]
 ) -> Response:
     """Stream ``rows(session)`` as CSV; the session lives as long as the response body."""
+    return csv_stream(name, as_of, lambda session: csv_chunks(columns, rows(session)))
+
+
+def csv_stream(name: str, as_of: str | None, chunks: Callable[[Session], Iterable[str]]) -> Response:
+    """Stream the CSV text ``chunks(session)``; the session lives as long as the response body."""
     factory = runtime().session_factory
 
     def generate() -> Iterator[str]:
         with session_scope(factory) as session:
-            yield from csv_chunks(columns, rows(session))
+            yield from chunks(session)
 
     response = Response(stream_with_context(generate()), mimetype=CSV)
     response.headers["Content-Disposition"] = f'attachment; filename="{name}.csv"'

@@ -3,19 +3,25 @@
 Each ``apply_*`` function takes a :class:`Target` (session, generation, organization, event)
 and is safe to run twice and in any order against the other events: a fact changes a row only
 when it is newer than the fact the row holds, compared by (timestamp, event id).
+
+Events are projected a batch at a time (:func:`project_many`): the rows the batch's events
+touch are loaded together, one query per table, into :class:`Rows`, and the functions read and
+change them in memory; the session writes the changes back in one flush.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import any_, bindparam, inspect, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-from lms_common.db import Base
+from lms_common.db import Base, is_postgres
 from lms_common.envelope import Event, parse_time
 from reporting.models import (
     Assignment,
@@ -35,6 +41,72 @@ from reporting.models import (
 
 M = TypeVar("M", bound=Base)
 PROFILE_FIELDS = ("email", "first_name", "last_name", "location_id", "department", "kind")
+Key = tuple[Any, ...]
+LOAD_CHUNK = 500
+
+
+class Rows:
+    """The projection rows a batch of events reads, by primary key, kept for the batch.
+
+    A key maps to its row, or to None when the row is known not to exist (yet): rows are
+    loaded a table at a time for the whole batch (:meth:`load`), and a row created or deleted
+    by an event is recorded here, so the events after it see it without asking the database.
+    """
+
+    def __init__(self, session: Session):
+        self.session = session
+        self.known: dict[tuple[type[Base], Key], Base | None] = {}
+
+    def get(self, model: type[M], key: Key) -> M | None:
+        entry = (model, key)
+        if entry not in self.known:
+            self.known[entry] = self.session.get(model, key)
+        return cast("M | None", self.known[entry])
+
+    def put(self, model: type[M], key: Key, row: M) -> None:
+        self.known[(model, key)] = row
+
+    def drop(self, row: Base) -> None:
+        """The row was deleted."""
+        self.known[(type(row), tuple(inspect(row).identity or ()))] = None
+
+    def load(self, model: type[Base], keys: Iterable[Key], parent: type[Base] | None = None) -> None:
+        """Load the rows of these keys (gen, org, *rest) not known yet, one query per scope.
+
+        A key of several columns is matched column by column, each against the values wanted
+        of it: the rows found are all real rows, and the keys not found are known missing.
+        With a ``parent`` (whose key is the first three columns of this one, loaded before),
+        a key whose parent row does not exist is known missing without asking.
+        """
+        wanted: dict[tuple[Any, Any], dict[Key, None]] = defaultdict(dict)
+        for key in keys:
+            if (model, key) in self.known:
+                continue
+            if parent is not None and self.known.get((parent, key[:3]), True) is None:
+                self.known[(model, key)] = None
+                continue
+            wanted[key[:2]][key[2:]] = None
+        columns = list(model.__table__.primary_key.columns)  # type: ignore[attr-defined]
+        postgres = is_postgres(self.session)
+        for (gen, org), rests in wanted.items():
+            pending = list(rests)
+            for start in range(0, len(pending), LOAD_CHUNK):
+                chunk = pending[start : start + LOAD_CHUNK]
+                query = select(model).where(columns[0] == gen, columns[1] == org)
+                for i, column in enumerate(columns[2:]):
+                    values = sorted({rest[i] for rest in chunk})
+                    query = query.where(_one_of(column, values, postgres))
+                for row in self.session.scalars(query):
+                    self.known[(model, tuple(inspect(row).identity or ()))] = row
+                for rest in chunk:
+                    self.known.setdefault((model, (gen, org, *rest)), None)
+
+
+def _one_of(column: Any, values: list[Any], postgres: bool) -> Any:
+    """``column IN values``; on PostgreSQL ``= ANY(array)``, one parameter whatever the count."""
+    if postgres:
+        return column == any_(bindparam(None, values, type_=ARRAY(column.type)))
+    return column.in_(values)
 
 
 @dataclass(frozen=True)
@@ -44,6 +116,7 @@ class Target:
     session: Session
     gen: int
     event: Event
+    rows: Rows
 
     @property
     def org(self) -> str:
@@ -59,16 +132,18 @@ class Target:
         return parse_time(value) if value else self.event.time
 
     def row(self, model: type[M], *key: str) -> M | None:
-        return self.session.get(model, (self.gen, self.org, *key))
+        return self.rows.get(model, (self.gen, self.org, *key))
 
     def add(self, model: type[M], *key: str, **values: Any) -> M:
         """The row with this key, created with ``values`` when it does not exist yet."""
-        found = self.row(model, *key)
+        full = (self.gen, self.org, *key)
+        found = self.rows.get(model, full)
         if found is not None:
             return found
         names = [column.key for column in model.__table__.primary_key.columns]  # type: ignore[attr-defined]
-        created = model(**dict(zip(names, (self.gen, self.org, *key), strict=True)), **values)
+        created = model(**dict(zip(names, full, strict=True)), **values)
         self.session.add(created)
+        self.rows.put(model, full, created)
         return created
 
     def user(self, user_id: str) -> str:
@@ -169,6 +244,7 @@ def _set_program_courses(t: Target, program_id: str, course_ids: list[str]) -> N
     )
     for row in existing:
         t.session.delete(row)
+        t.rows.drop(row)
     t.session.flush()
     for position, course_id in enumerate(dict.fromkeys(course_ids)):
         t.add(ProgramCourse, program_id, course_id, position=position)
@@ -397,6 +473,7 @@ def _merge_members(t: Target, source: str, target: str) -> None:
         ):
             kept.member, kept.membership_at, kept.membership_id = row.member, row.membership_at, row.membership_id
         t.session.delete(row)
+        t.rows.drop(row)
 
 
 PROJECTORS: dict[str, Callable[[Target], None]] = {
@@ -427,8 +504,73 @@ PROJECTORS: dict[str, Callable[[Target], None]] = {
 }
 
 
+_USER = (UserAlias, ("user_id",))
+_ENROLLMENT = (Enrollment, ("enrollment_id",))
+_COURSE = (Course, ("course_id",))
+_MEMBER = (ProgramMember, ("program_id", "user_id"))
+_PROGRAM = (Program, ("program_id",))
+_ASSIGNMENT = (Assignment, ("assignment_id",))
+_LEARNER = (Learner, ("user_id",))
+
+# The rows each event type reads, by the payload fields of their keys, loaded for a batch at
+# once. Only a hint: a row not listed (a program completion, a merged user's row) is read alone.
+READS: dict[str, tuple[tuple[type[Base], tuple[str, ...]], ...]] = {
+    "UserProvisioned": (_LEARNER,),
+    "UserUpdated": (_LEARNER,),
+    "UserDisabled": (_LEARNER,),
+    "UserEnabled": (_LEARNER,),
+    "ContactsMerged": ((UserAlias, ("from_user_id",)), (Learner, ("from_user_id",))),
+    "LocationCreated": ((Location, ("location_id",)),),
+    "CourseCreated": (_COURSE,),
+    "CourseUpdated": (_COURSE,),
+    "CoursePublished": (_COURSE,),
+    "CourseUnpublished": (_COURSE,),
+    "ProgramPublished": (_PROGRAM,),
+    "ProgramUpdated": (_PROGRAM,),
+    "EnrollmentCreated": (_USER, _ENROLLMENT, _COURSE),
+    "LessonCompleted": (_USER, _ENROLLMENT, (LessonCompletion, ("enrollment_id", "lesson_id"))),
+    "CourseCompleted": (_USER, _ENROLLMENT, _COURSE, (Completion, ("enrollment_id",))),
+    "ProgramMemberAdded": (_USER, _MEMBER, _PROGRAM),
+    "ProgramMemberRemoved": (_USER, _MEMBER),
+    "ProgramCompleted": (_USER, _MEMBER, _PROGRAM),
+    "AssignmentCreated": (_USER, _ASSIGNMENT),
+    "AssignmentCompleted": (_USER, _ASSIGNMENT),
+    "AssignmentOverdue": (_USER, _ASSIGNMENT),
+    "QuizAttempted": (_USER, (QuizAttempt, ("attempt_id",))),
+    "CertificateIssued": (_USER, (Certificate, ("certificate_id",))),
+}
+
+
+# Rows that only ever exist with their parent: an enrollment's lessons and course completion
+# are created by the events that create the enrollment, and enrollments are never deleted.
+PARENTS: dict[type[Base], type[Base]] = {LessonCompletion: Enrollment, Completion: Enrollment}
+
+
+def _load(rows: Rows, gen: int, events: Sequence[Event]) -> None:
+    wanted: dict[type[Base], list[Key]] = defaultdict(list)
+    for event in events:
+        for model, fields in READS.get(event.type, ()):
+            values = [event.data.get(name) for name in fields]
+            if None not in values:
+                wanted[model].append((gen, event.orgid, *values))
+    for model in sorted(wanted, key=lambda model: model in PARENTS):  # parents first
+        rows.load(model, wanted[model], PARENTS.get(model))
+
+
+def project_many(session: Session, gen: int, events: Sequence[Event]) -> None:
+    """Apply events, in order, to generation ``gen`` (events no report reads are only logged).
+
+    The rows they read are loaded first, a table at a time; the changes stay in the session
+    until it flushes.
+    """
+    rows = Rows(session)
+    _load(rows, gen, events)
+    for event in events:
+        projector = PROJECTORS.get(event.type)
+        if projector is not None:
+            projector(Target(session, gen, event, rows))
+
+
 def project(session: Session, gen: int, event: Event) -> None:
-    """Apply one event to generation ``gen`` (events no report reads are only logged)."""
-    projector = PROJECTORS.get(event.type)
-    if projector is not None:
-        projector(Target(session, gen, event))
+    """Apply one event to generation ``gen``."""
+    project_many(session, gen, [event])

@@ -26,7 +26,7 @@ from lms_common.db import is_postgres, session_scope, utcnow
 from lms_common.envelope import Event
 from reporting import eventlog
 from reporting.models import PROJECTIONS, LoggedEvent, ProjectionState
-from reporting.projections import project
+from reporting.projections import project_many
 
 log = structlog.get_logger("reporting.rebuild")
 
@@ -72,8 +72,8 @@ def _chunks(session_factory: sessionmaker[Session]) -> Iterator[tuple[Session, l
 
 
 def _replay(session: Session, gen: int, rows: list[LoggedEvent]) -> None:
-    for row in rows:
-        project(session, gen, _as_event(row))
+    """Apply a chunk of the log, in sequence order, its rows loaded a table at a time."""
+    project_many(session, gen, [_as_event(row) for row in rows])
 
 
 def _lock_log(session: Session) -> None:

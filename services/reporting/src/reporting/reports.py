@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, time, timedelta
+from itertools import islice
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, literal, select
 from sqlalchemy.orm import Session
 
 from lms_common.db import is_postgres
@@ -29,6 +31,7 @@ from reporting.models import (
 )
 from reporting.queries import (
     LEARNER_COLUMNS,
+    STREAM_CHUNK,
     Query,
     Reading,
     assignment_status,
@@ -463,6 +466,38 @@ def audit_row(row: Any) -> dict[str, Any]:
             "verification_code": row.verification_code,
         }
     )
+
+
+def _utc_text(value: Any) -> Any:
+    """A timestamp as RFC 3339 UTC text with microseconds, as :func:`jsonable` writes it."""
+    return func.to_char(func.timezone("UTC", value), literal('YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))
+
+
+def _name_text() -> Any:
+    """First and last name joined by a space, empty parts left out, nothing at all as NULL."""
+    first, last = func.nullif(Learner.first_name, ""), func.nullif(Learner.last_name, "")
+    return func.nullif(func.concat_ws(" ", first, last), "")
+
+
+def audit_csv_batches(session: Session, query: Query) -> Iterator[Sequence[Sequence[Any]]]:
+    """The whole audit as batches of value tuples in ``AUDIT_COLUMNS`` order, in key order.
+
+    On PostgreSQL the values come formatted by the database (the rows go to the csv module
+    as fetched); elsewhere each row is rendered as for JSON.
+    """
+    if not is_postgres(session):
+        values = itemgetter(*AUDIT_COLUMNS)
+        rows = (values(audit_row(row)) for row in stream(session, query.order_by(*AUDIT_KEYS)))
+        while batch := list(islice(rows, STREAM_CHUNK)):
+            yield batch
+        return
+    c = Completion
+    formatted = query.with_only_columns(
+        _utc_text(c.completed_at), c.kind, c.user_id, _name_text(), Learner.email, Learner.location_id,
+        Learner.department, c.course_id, c.program_id, c.title, c.score_percent, c.certificate_id,
+        c.verification_code,
+    ).order_by(*AUDIT_KEYS)  # fmt: skip
+    yield from session.execute(formatted.execution_options(yield_per=STREAM_CHUNK)).partitions()
 
 
 def rows_of(session: Session, query: Query, keys: tuple[Any, ...], shape: Any) -> Iterator[dict[str, Any]]:

@@ -7,6 +7,10 @@ import io
 
 from reporting_events import ORG, assigned, at, completed, course, scenario, uid, user
 
+from lms_common.contracts import SUITE_EVENTS
+from lms_common.processing import Outcome
+from reporting import projections
+
 ORG_ADMIN = "reports:read"
 
 
@@ -166,3 +170,26 @@ def test_as_of_is_per_organization(feed, as_user):
     feed(scenario())
     assert as_user(ORG_ADMIN, org="org-2").json("/v1/reports/audit")["as_of"] == at(2)
     assert ORG == "org-1"
+
+
+def test_a_projection_failing_in_a_batch_costs_only_its_own_message(feed, as_user, monkeypatch):
+    """The batch's work fails as a whole: it is handled again message by message, in savepoints."""
+    events = scenario()
+    bad = events[12]  # ann enrolled in safety
+    original = projections.PROJECTORS[bad.type]
+
+    def failing(t: projections.Target) -> None:
+        if t.event.id == bad.id:
+            raise RuntimeError("projection failed")
+        original(t)
+
+    monkeypatch.setitem(projections.PROJECTORS, bad.type, failing)
+    for event in events:
+        feed.bus.publish_event(event, SUITE_EVENTS)
+    results = feed.bus.drain("reporting", feed.processor, batch_size=len(events), max_attempts=1)
+    assert [r.outcome.value for r in results].count("handled") == len(events) - 1
+    assert [delivery.message_id for delivery, _ in feed.bus.dead_letters["reporting"]] == [bad.id]
+    feed.bus.dead_letters["reporting"].clear()
+    monkeypatch.setitem(projections.PROJECTORS, bad.type, original)
+    assert feed([bad]) == [Outcome.HANDLED]  # its work was rolled back with its savepoint: done once now
+    assert as_user(ORG_ADMIN).json("/v1/reports/completions")["totals"]["enrolled"] == 4

@@ -15,7 +15,7 @@ from lms_common.api import page, unit_of_work
 from lms_common.auth import current_principal, require
 from reporting import reports
 from reporting.api import schemas as s
-from reporting.export import as_of_header, csv_chunks, csv_response, wants_csv
+from reporting.export import as_of_header, csv_chunks, csv_response, csv_stream, csv_table_chunks, wants_csv
 from reporting.queries import Reading, paginate_groups, paginate_rows
 from reporting.scope import LEARNER, REPORTS, report_scope, transcript_scope
 
@@ -135,8 +135,11 @@ def audit(args: dict[str, Any]) -> Any:
         reading = _reading(session, args)
         query = reports.audit_query(reading, args)
         if wants_csv():
-            return _stream(
-                "audit", reports.AUDIT_COLUMNS, reading, query=query, keys=reports.AUDIT_KEYS, shape=reports.audit_row
+            columns = reports.AUDIT_COLUMNS
+            return csv_stream(
+                "audit",
+                reading.as_of(),
+                lambda session: csv_table_chunks(columns, reports.audit_csv_batches(session, query)),
             )
         rows, cursor = paginate_rows(session, query, reports.AUDIT_KEYS, args["limit"], args.get("cursor"))
         return _listed([reports.audit_row(row) for row in rows], cursor, {"as_of": reading.as_of()})

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Date,
     Integer,
     Select,
+    String,
     and_,
     case,
     delete,
@@ -22,6 +23,8 @@ from sqlalchemy import (
     func,
     literal,
     select,
+    true,
+    union_all,
     update,
 )
 from sqlalchemy.orm import Session
@@ -102,12 +105,11 @@ def assign(
 ) -> str:
     """Assign every item to every user of ``users``; returns the batch id of the new rows."""
     batch, now = new_id(), utcnow()
-    chosen = users.subquery()
-    for item in items:
-        _insert_assignments(
-            session, org, chosen, item, due_on=due_on, mandatory=mandatory, cycle=cycle,
-            natural_key=natural_key, batch=batch, now=now,
-        )  # fmt: skip
+    bulk.without_jit(session)
+    _insert_assignments(
+        session, org, users.subquery(), items, due_on=due_on, mandatory=mandatory, cycle=cycle,
+        natural_key=natural_key, batch=batch, now=now,
+    )  # fmt: skip
     large = len(items) * _count(session, batch) > LARGE
     if large:
         bulk.analyze(session, "assignments")
@@ -116,11 +118,7 @@ def assign(
     for program_id in program_ids:
         members = select(Assignment.user_id).where(Assignment.batch_id == batch, Assignment.program_id == program_id)
         add_members(session, org, members, program_id, actor_id=actor_id, cause=cause)
-    targets = select(
-        Assignment.org_id, Assignment.user_id, Assignment.course_id, literal("assignment"), Assignment.id
-    ).where(Assignment.batch_id == batch, Assignment.course_id.is_not(None))
-    bulk.add_targets(session, batch, targets)
-    bulk.enroll_batch(session, batch, now, large=large)
+    bulk.enroll_assigned(session, batch, now, large=large)
     bulk.insert_events(session, contract.ASSIGNMENT_CREATED, _created_events(session, batch, now, actor_id, cause), now)
     return batch
 
@@ -129,7 +127,7 @@ def _insert_assignments(
     session: Session,
     org: str,
     users: Any,
-    item: dict[str, Any],
+    items: list[dict[str, Any]],
     *,
     due_on: date,
     mandatory: bool,
@@ -138,35 +136,56 @@ def _insert_assignments(
     batch: str,
     now: datetime,
 ) -> None:
-    target = item["course_id"] or item["program_id"]
-    mine = and_(Assignment.user_id == users.c.id, Assignment.target_id == target)
+    """One ``INSERT ... SELECT`` of every (user, item) pair: the users are read once, not per item."""
+    targets = {item["course_id"] or item["program_id"]: item for item in items}  # one row per target
+    if not targets:
+        return
+    chosen = union_all(*(
+        select(literal(item["course_id"], String).label("course_id"), literal(item["program_id"], String)
+               .label("program_id"), literal(target, String).label("target_id"),
+               literal(item["title"], String).label("title"))
+        for target, item in targets.items()
+    )).subquery("items")  # fmt: skip
+    mine = and_(Assignment.user_id == users.c.id, Assignment.target_id == chosen.c.target_id)
+    pairs = users.join(chosen, true())
     if cycle is None:
-        last = select(func.max(Assignment.cycle)).where(mine).scalar_subquery()
-        cycle_value: Any = func.coalesce(last, 0) + 1
+        # The last cycles in one grouped pass, joined: not one index probe per user and item.
+        last = (
+            select(Assignment.user_id, Assignment.target_id, func.max(Assignment.cycle).label("cycle"))
+            .where(Assignment.target_id.in_(list(targets)), Assignment.user_id.in_(select(users.c.id)))
+            .group_by(Assignment.user_id, Assignment.target_id)
+            .subquery("last")
+        )
+        pairs = pairs.outerjoin(last, and_(last.c.user_id == users.c.id, last.c.target_id == chosen.c.target_id))
+        cycle_value: Any = func.coalesce(last.c.cycle, 0) + 1
         skip = exists().where(mine, Assignment.completed_at.is_(None))
     else:
         cycle_value = literal(cycle, Integer)
         skip = exists().where(mine, Assignment.cycle >= cycle)
-    rows = select(
-        bulk.new_uuid(session),
-        literal(org),
-        users.c.id,
-        literal(item["course_id"]),
-        literal(item["program_id"]),
-        literal(target),
-        literal(item["title"]),
-        literal(due_on, Date),
-        literal(mandatory),
-        cycle_value,
-        literal(natural_key),
-        literal(now, UTCDateTime),
-        literal(batch),
-    ).where(~skip)
+    rows = (
+        select(
+            bulk.new_uuid(session),
+            literal(org),
+            users.c.id,
+            chosen.c.course_id,
+            chosen.c.program_id,
+            chosen.c.target_id,
+            chosen.c.title,
+            literal(due_on, Date),
+            literal(mandatory),
+            cycle_value,
+            literal(natural_key),
+            literal(now, UTCDateTime),
+            literal(batch),
+        )
+        .select_from(pairs)
+        .where(~skip)
+    )
     columns = [
         "id", "org_id", "user_id", "course_id", "program_id", "target_id", "title", "due_on", "mandatory",
         "cycle", "natural_key", "created_at", "batch_id",
     ]  # fmt: skip
-    bulk.insert_ignoring_duplicates(session, Assignment.__table__, columns, rows)
+    bulk.insert_fresh(session, Assignment.__table__, columns, rows)
 
 
 def _reset_recertified(session: Session, batch: str) -> None:

@@ -77,12 +77,12 @@ def unit_of_work() -> Iterator[Session]:
 # --- cursor pagination ------------------------------------------------------------------------
 
 
-def _encode_cursor(values: Sequence[Any]) -> str:
+def encode_cursor(values: Sequence[Any]) -> str:
     raw = json.dumps([v.isoformat() if hasattr(v, "isoformat") else v for v in values])
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str, columns: Sequence[Any]) -> list[Any]:
+def decode_cursor(cursor: str, columns: Sequence[Any]) -> list[Any]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         values = json.loads(base64.urlsafe_b64decode(padded.encode()))
@@ -103,17 +103,26 @@ def _typed(column: Any, value: Any) -> Any:
 
 
 def paginate(
-    session: Session, query: Select[Any], key_columns: Sequence[Any], limit: int, cursor: str | None
+    session: Session,
+    query: Select[Any],
+    key_columns: Sequence[Any],
+    limit: int,
+    cursor: str | None,
+    *,
+    entities: bool = True,
 ) -> tuple[list[Any], str | None]:
-    """Keyset pagination: rows after ``cursor`` in ``key_columns`` order, and the next cursor."""
+    """Keyset pagination: rows after ``cursor`` in ``key_columns`` order, and the next cursor.
+
+    ``entities=False`` pages a multi-column select and hands back its rows as they are.
+    """
     if cursor:
-        query = query.where(tuple_(*key_columns) > tuple_(*_decode_cursor(cursor, key_columns)))
-    rows = list(session.scalars(query.order_by(*key_columns).limit(limit + 1)))
+        query = query.where(tuple_(*key_columns) > tuple_(*decode_cursor(cursor, key_columns)))
+    ordered = query.order_by(*key_columns).limit(limit + 1)
+    rows = list(session.scalars(ordered) if entities else session.execute(ordered))
     if len(rows) <= limit:
         return rows, None
     rows = rows[:limit]
-    last = rows[-1]
-    return rows, _encode_cursor([getattr(last, column.key) for column in key_columns])
+    return rows, encode_cursor([getattr(rows[-1], column.key) for column in key_columns])
 
 
 def page(items: list[Any], next_cursor: str | None) -> tuple[dict[str, Any], int, dict[str, str]]:

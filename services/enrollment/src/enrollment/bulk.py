@@ -210,14 +210,6 @@ def insert_fresh(session: Session, table: Any, columns: list[str], rows: Select[
 # --- enrollment batches ---------------------------------------------------------------------------
 
 
-def add_targets(session: Session, batch_id: str, rows: Select[*tuple[Any, ...]]) -> None:
-    """Targets of a batch from ``rows`` (columns org_id, user_id, course_id, kind, ref)."""
-    source = rows.subquery()
-    chosen = select(literal(batch_id), *source.c)
-    columns = ["batch_id", "org_id", "user_id", "course_id", "kind", "ref"]
-    session.execute(insert(type_cast(Table, BulkTarget.__table__)).from_select(columns, chosen))
-
-
 def add_target_values(session: Session, batch_id: str, rows: list[dict[str, str]]) -> None:
     if rows:
         session.execute(insert(type_cast(Table, BulkTarget.__table__)), [{**row, "batch_id": batch_id} for row in rows])

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, TypeAlias
 
-from sqlalchemy import ColumnElement, Select, String, and_, case, column, exists, or_, tuple_
+from sqlalchemy import ColumnElement, Select, String, and_, case, column, exists, or_
 from sqlalchemy.orm import Session
 
-from lms_common.api import _decode_cursor, _encode_cursor
+from lms_common.api import decode_cursor, encode_cursor, paginate
 from lms_common.envelope import format_time
 from reporting import eventlog
 from reporting.models import Assignment, Enrollment, Learner, ProgramCourse
@@ -59,14 +59,8 @@ def scoped_learners(reading: Reading, query: Query, user: Any, org: Any) -> Quer
 def paginate_rows(
     session: Session, query: Query, keys: Sequence[Any], limit: int, cursor: str | None
 ) -> tuple[list[Any], str | None]:
-    """Keyset paging of a multi-column select (rows, not entities), as ``lms_common.api.paginate``."""
-    if cursor:
-        query = query.where(tuple_(*keys) > tuple_(*_decode_cursor(cursor, keys)))
-    rows = list(session.execute(query.order_by(*keys).limit(limit + 1)))
-    if len(rows) <= limit:
-        return rows, None
-    rows = rows[:limit]
-    return rows, _encode_cursor([getattr(rows[-1], key.key) for key in keys])
+    """Keyset paging of a multi-column select (rows, not entities)."""
+    return paginate(session, query, keys, limit, cursor, entities=False)
 
 
 GROUP_KEY = column("key", String)
@@ -77,12 +71,12 @@ def paginate_groups(
 ) -> tuple[list[dict[str, Any]], str | None]:
     """Paging of a sorted list of aggregate groups, by their ``key``."""
     if cursor:
-        after = _decode_cursor(cursor, [GROUP_KEY])[0]
+        after = decode_cursor(cursor, [GROUP_KEY])[0]
         groups = [group for group in groups if group["key"] > after]
     if len(groups) <= limit:
         return groups, None
     groups = groups[:limit]
-    return groups, _encode_cursor([groups[-1]["key"]])
+    return groups, encode_cursor([groups[-1]["key"]])
 
 
 def stream(session: Session, query: Query) -> Iterator[Any]:

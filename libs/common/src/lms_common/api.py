@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import structlog
-from flask import Flask, Response, g, jsonify, request, send_from_directory
+from flask import Flask, Response, current_app, g, jsonify, request, send_from_directory
 from flask.typing import ResponseReturnValue
 from flask_smorest import Api, Blueprint
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate
 from sqlalchemy import Select, tuple_
 from sqlalchemy.orm import Session
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from lms_common import metrics
 from lms_common.context import begin_correlation, end_correlation
@@ -33,13 +33,35 @@ log = structlog.get_logger("lms.http")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 DOCS_ASSETS = "/docs/assets/"
+# No request body of the contract nests deeper than a few levels; a deep one is an attack on
+# the parser (Python's json recursion) or on what walks the result.
+MAX_JSON_DEPTH = 32
 
 
 class StrictSchema(Schema):
-    """Request bodies: an unknown field is an error, never silently dropped."""
+    """Request bodies: an unknown field is an error, never silently dropped; in a JSON body a
+    boolean must be true or false and an integer a whole JSON number (marshmallow alone would
+    take 0, "yes" or 2.5 and coerce them)."""
 
     class Meta:
         unknown = RAISE
+
+    @pre_load
+    def refuse_loose_json_types(self, data: Any, **_kwargs: Any) -> Any:
+        if type(data) is not dict:  # query strings and forms arrive as multidicts: text to convert
+            return data
+        errors: dict[str, list[str]] = {}
+        for name, field in self.load_fields.items():
+            value = data.get(field.data_key or name)
+            if value is None:
+                continue
+            if isinstance(field, fields.Boolean) and not isinstance(value, bool):
+                errors[field.data_key or name] = ["Not a valid boolean."]
+            elif isinstance(field, fields.Integer) and (isinstance(value, bool) or not isinstance(value, int)):
+                errors[field.data_key or name] = ["Not a valid integer."]
+        if errors:
+            raise ValidationError(errors)
+        return data
 
 
 class PageArgs(Schema):
@@ -211,10 +233,20 @@ def _install_request_hooks(app: Flask, service: str) -> None:
         g.request_id = given if _REQUEST_ID.match(given) else new_id()
         g.correlation_token = begin_correlation(g.request_id)
         g.started = time.perf_counter()
+        check_input()
+
+    @app.before_request
+    def refuse_a_missing_body() -> Response | None:
+        # webargs reads an absent JSON body as {}, which would let a bare PATCH or POST through.
+        if not request.content_length and not request.get_data(cache=True) and _requires_json_body():
+            return problem_response(400, detail="this request needs a JSON body")
+        return None
 
     @app.after_request
     def finish_request(response: Response) -> Response:
         response.headers["X-Request-ID"] = g.get("request_id", "")
+        # Stored text comes back in JSON; no browser may guess it is HTML and run it.
+        response.headers["X-Content-Type-Options"] = "nosniff"
         endpoint = request.url_rule.rule if request.url_rule else "unmatched"
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
         metrics.HTTP_REQUESTS.labels(service, request.method, endpoint, str(response.status_code)).inc()
@@ -234,6 +266,79 @@ def _install_request_hooks(app: Flask, service: str) -> None:
         token = g.pop("correlation_token", None)
         if token is not None:
             end_correlation(token)
+
+
+def check_input() -> None:
+    """Refuse, as 400, input no view should see: NUL characters (PostgreSQL text cannot hold
+    them), and JSON bodies that are not UTF-8 or nest deeper than ``MAX_JSON_DEPTH``."""
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if request.content_length is not None and request.content_length > limit:
+        raise RequestEntityTooLarge()  # before anything reads it, whatever its type
+    if "\x00" in request.path or _pairs_hold_nul(request.args):
+        raise Problem("the URL holds a NUL character", status=400, code="invalid_input")
+    if request.mimetype in _FORMS and _pairs_hold_nul(request.form):
+        raise Problem("the form holds a NUL character", status=400, code="invalid_input")
+    if not request.is_json:
+        return
+    raw = request.get_data(cache=True)  # over MAX_CONTENT_LENGTH: 413
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Problem("the request body is not UTF-8", status=400, code="invalid_encoding") from exc
+    if _nesting(text) > MAX_JSON_DEPTH:
+        raise Problem(f"the JSON body nests deeper than {MAX_JSON_DEPTH} levels", status=400, code="too_deep")
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return  # not JSON: the schema layer answers 400 with its own words
+    if _holds_nul(body):
+        raise Problem("the JSON body holds a NUL character", status=400, code="invalid_input")
+
+
+def _nesting(text: str) -> int:
+    """How deep ``[`` and ``{`` nest in a JSON text, brackets inside strings not counted."""
+    deepest = depth = 0
+    # Strings (with their escapes) are cut out first, so only structural brackets remain.
+    for char in _NOT_BRACKET.sub("", _JSON_STRING.sub("", text)):
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def _pairs_hold_nul(pairs: Any) -> bool:
+    return any("\x00" in key or "\x00" in value for key, value in pairs.items(multi=True))
+
+
+def _holds_nul(value: Any) -> bool:
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
+
+
+def _requires_json_body() -> bool:
+    """Whether the matched view declares a required JSON body (flask-smorest's ``arguments``)."""
+    view = current_app.view_functions.get(request.endpoint or "")
+    view_class = getattr(view, "view_class", None)
+    handler = getattr(view_class, request.method.lower(), None) if view_class else view
+    parameters = getattr(handler, "_apidoc", {}).get("arguments", {}).get("parameters", [])
+    return any(p.get("in") == "json" and p.get("required", True) for p in parameters)
 
 
 def _validation_errors(exc: HTTPException) -> dict[str, Any] | None:

@@ -14,6 +14,7 @@ Claims beyond the contract's, minted by identity:
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 import urllib.request
@@ -36,6 +37,12 @@ log = structlog.get_logger("lms.auth")
 ALGORITHMS = ("RS256", "PS256", "ES256", "EdDSA")
 ACCESS_TOKEN_TYPES = {"at+jwt", "application/at+jwt"}
 MAX_TOKEN_BYTES = 8192
+# identity's key ids (``k20261123-1a2b3c4d``); anything else (a path, SQL, a URL) is refused
+# before it reaches the key cache, so it cannot make the cache fetch the JWKS again.
+KID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# Headers that tell the verifier where to find a key, or hand it one. The keys come from
+# identity's JWKS only, so a token carrying one of these was not minted by identity.
+KEY_LOCATION_HEADERS = ("jku", "x5u", "jwk", "x5c", "crit")
 
 
 class InvalidToken(Exception):
@@ -185,8 +192,11 @@ class TokenVerifier:
             raise InvalidToken(f"algorithm {header.get('alg')!r} not allowed")
         if str(header.get("typ", "")).lower() not in ACCESS_TOKEN_TYPES:
             raise InvalidToken("not an access token (typ must be at+jwt)")
+        carried = [name for name in KEY_LOCATION_HEADERS if name in header]
+        if carried:
+            raise InvalidToken(f"header {', '.join(carried)} not allowed: keys come from identity's JWKS only")
         kid = header.get("kid")
-        if not isinstance(kid, str) or not kid or len(kid) > 200:
+        if not isinstance(kid, str) or not KID.match(kid):
             raise InvalidToken("kid missing or malformed")
         return header
 

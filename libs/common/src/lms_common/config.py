@@ -92,7 +92,8 @@ class Settings:
         return cls(
             service=service,
             database_url=env.get(f"LMS_{service.upper()}_DATABASE_URL") or sqlite_url(var_dir, service),
-            amqp_url=env.get("LMS_AMQP_URL") or DEFAULT_AMQP_URL,
+            # A service may have its own broker user (deploy/rabbitmq/users.json).
+            amqp_url=env.get(f"LMS_{service.upper()}_AMQP_URL") or env.get("LMS_AMQP_URL") or DEFAULT_AMQP_URL,
             issuer=issuer.rstrip("/"),
             exchange=env.get("LMS_EXCHANGE") or DEFAULT_EXCHANGE,
             queue_prefix=env.get("LMS_QUEUE_PREFIX", ""),

@@ -5,13 +5,22 @@ one commit serves many messages while a failing message rolls back only its own 
 message's inbox row is written in its savepoint: a redelivered event is a duplicate with no
 effect. The transport acks only after :meth:`MessageProcessor.process` has returned, that is
 after the commit.
+
+A service may also register a batch handler for an event type: it gets a run of consecutive
+events of that type together and writes their effects set-based. Only consecutive runs are
+grouped, so an event never overtakes one of another type delivered before it (a
+UserProvisioned before a command addressed by its email). When the batch is handled again
+message by message, the batch handler gets each event alone, so a poison message costs only
+itself.
 """
 
 from __future__ import annotations
 
 import enum
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +28,7 @@ import structlog
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from lms_common import inbox, metrics
+from lms_common import faults, inbox, metrics
 from lms_common.context import correlation
 from lms_common.db import session_scope
 from lms_common.envelope import Event, EventCatalog, InvalidEvent, decode
@@ -27,7 +36,17 @@ from lms_common.envelope import Event, EventCatalog, InvalidEvent, decode
 log = structlog.get_logger("lms.consumer")
 
 Handler = Callable[[Session, Event], None]
+BatchHandler = Callable[[Session, list[Event]], None]
 MAX_BODY_BYTES = 1024 * 1024
+
+
+_correlations: ContextVar[Mapping[str, str] | None] = ContextVar("batch_correlations", default=None)
+
+
+def event_correlation(event: Event) -> AbstractContextManager[None]:
+    """Run the block with the correlation id of ``event``'s delivery: a batch handler runs
+    under its first event's id, and wraps what it publishes for another event in this."""
+    return correlation((_correlations.get() or {}).get(event.id, event.id))
 
 
 class HandlerFailed(Exception):
@@ -82,11 +101,14 @@ class MessageProcessor:
         session_factory: sessionmaker[Session],
         handlers: Mapping[str, Handler],
         catalog: EventCatalog,
+        *,
         max_body_bytes: int = MAX_BODY_BYTES,
+        batch_handlers: Mapping[str, BatchHandler] | None = None,
     ):
         self.service = service
         self.session_factory = session_factory
         self.handlers = dict(handlers)
+        self.batch_handlers = dict(batch_handlers or {})
         self.catalog = catalog
         self.max_body_bytes = max_body_bytes
 
@@ -106,6 +128,7 @@ class MessageProcessor:
         message, so the failure costs only its own work and the common case pays no savepoints.
         """
         parsed = [self.parse(delivery) for delivery in deliveries]
+        faults.maybe_delay("handler")
         try:
             results = self._process(deliveries, parsed, isolate=False)
         except HandlerFailed:
@@ -120,24 +143,41 @@ class MessageProcessor:
         results: list[Result | None] = [item if isinstance(item, Result) else None for item in parsed]
         todo = [(i, item) for i, item in enumerate(parsed) if isinstance(item, Event)]
         for i, event in todo:
-            if event.type not in self.handlers:
+            if event.type not in self.handlers and event.type not in self.batch_handlers:
                 results[i] = Result(Outcome.IGNORED, f"{self.service} has no handler for {event.type}")
         todo = [(i, event) for i, event in todo if results[i] is None]
         with session_scope(self.session_factory) as session:
             fresh = inbox.record_many(session, [(event.id, event.type) for _, event in todo])
-            failed: list[str] = []
+            new: list[tuple[int, Event]] = []
             for i, event in todo:
                 if event.id not in fresh:
                     results[i] = Result(Outcome.DUPLICATE)
                     continue
                 fresh.discard(event.id)  # the same id twice in one batch: the second is a duplicate
-                results[i] = self._handle(session, deliveries[i], event, isolate=isolate)
-                if results[i].outcome is not Outcome.HANDLED:  # type: ignore[union-attr]
-                    failed.append(event.id)
+                new.append((i, event))
+            failed: list[str] = []
+            for group in self._groups(new, isolate=isolate):
+                result = self._handle(session, deliveries, group, isolate=isolate)
+                for i, event in group:
+                    results[i] = result
+                    if result.outcome is not Outcome.HANDLED:
+                        failed.append(event.id)
             if not isolate:
                 self._flush(session)
             inbox.forget(session, failed)
         return [result for result in results if result is not None]
+
+    def _groups(self, events: list[tuple[int, Event]], *, isolate: bool) -> Iterator[list[tuple[int, Event]]]:
+        """Consecutive events of one type with a batch handler go together; the rest alone."""
+        group: list[tuple[int, Event]] = []
+        for item in events:
+            event_type = item[1].type
+            if group and (isolate or event_type != group[0][1].type or event_type not in self.batch_handlers):
+                yield group
+                group = []
+            group.append(item)
+        if group:
+            yield group
 
     @staticmethod
     def _flush(session: Session) -> None:
@@ -150,13 +190,25 @@ class MessageProcessor:
                 raise
             raise HandlerFailed from exc
 
-    def _handle(self, session: Session, delivery: Delivery, event: Event, *, isolate: bool) -> Result:
-        correlation_id = str(delivery.headers.get("x-request-id") or event.id)
+    def _handle(
+        self, session: Session, deliveries: Sequence[Delivery], group: list[tuple[int, Event]], *, isolate: bool
+    ) -> Result:
+        """Handle one event, or a run of events of one type with their batch handler."""
+        events = [event for _, event in group]
+        ids = {event.id: str(deliveries[i].headers.get("x-request-id") or event.id) for i, event in group}
+        event_type = events[0].type
         started = time.perf_counter()
         savepoint = session.begin_nested() if isolate else None
         try:
-            with correlation(correlation_id):
-                self.handlers[event.type](session, event)
+            token = _correlations.set(ids)
+            try:
+                with correlation(ids[events[0].id]):
+                    if event_type in self.batch_handlers:
+                        self.batch_handlers[event_type](session, events)
+                    else:
+                        self.handlers[event_type](session, events[0])
+            finally:
+                _correlations.reset(token)
             if savepoint is not None:
                 savepoint.commit()
         except Exception as exc:
@@ -169,7 +221,9 @@ class MessageProcessor:
                 return Result(Outcome.DEAD_LETTER, f"rejected by handler: {exc}")
             return Result(Outcome.RETRY, f"{type(exc).__name__}: {exc}")
         finally:
-            metrics.observe_handling(self.service, event.type, time.perf_counter() - started)
+            share = (time.perf_counter() - started) / len(events)
+            for _ in events:
+                metrics.observe_handling(self.service, event_type, share)
         return Result(Outcome.HANDLED)
 
     def _log(self, delivery: Delivery, item: Event | Result, result: Result) -> None:

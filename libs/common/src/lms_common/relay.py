@@ -57,22 +57,23 @@ class PollWaker:
 
 
 class ListenWaker:
-    """Sleeps until the outbox is notified on PostgreSQL, or the timeout passes."""
+    """Sleeps until ``channel`` (the outbox's by default) is notified on PostgreSQL, or the
+    timeout passes."""
 
-    def __init__(self, database_url: str, stop: threading.Event):
+    def __init__(self, database_url: str, stop: threading.Event, channel: str = outbox.NOTIFY_CHANNEL):
         self.dsn = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
-        self.stop = stop
+        self.stop, self.channel = stop, channel
         self.connection: psycopg.Connection | None = None
 
     def wait(self, timeout: float) -> None:
         try:
             if self.connection is None or self.connection.closed:
                 self.connection = psycopg.connect(self.dsn, autocommit=True, connect_timeout=5)
-                self.connection.execute(f"LISTEN {outbox.NOTIFY_CHANNEL}")
+                self.connection.execute(f"LISTEN {self.channel}")
             for _ in self.connection.notifies(timeout=timeout, stop_after=1):
                 pass
         except psycopg.Error as exc:
-            log.warning("outbox listener lost its connection", error=repr(exc))
+            log.warning("listener lost its connection", channel=self.channel, error=repr(exc))
             self.connection = None
             self.stop.wait(min(timeout, 1.0))
 

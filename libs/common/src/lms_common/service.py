@@ -34,7 +34,7 @@ from lms_common.envelope import EventCatalog
 from lms_common.health import Readiness, check_broker, check_database
 from lms_common.logging import configure_logging
 from lms_common.messaging import ConfirmingPublisher, Topology, connection_parameters
-from lms_common.processing import Handler, MessageProcessor
+from lms_common.processing import BatchHandler, Handler, MessageProcessor
 from lms_common.relay import ListenWaker, PollWaker, Relay, Waker
 
 log = structlog.get_logger("lms.service")
@@ -59,6 +59,8 @@ class ServiceDefinition:
     migrations: str
     blueprints: Sequence[Blueprint] = ()
     handlers: Mapping[str, Handler] = field(default_factory=dict)
+    # Event types whose consecutive deliveries in a batch are handled together (set-based).
+    batch_handlers: Mapping[str, BatchHandler] = field(default_factory=dict)
     extra_bindings: Sequence[str] = ()
     catalog: EventCatalog = SUITE_EVENTS
 
@@ -68,7 +70,8 @@ class ServiceDefinition:
         return {**denylist.HANDLERS, **self.handlers}
 
     def routing_keys(self) -> list[str]:
-        keys = {self.catalog.get(event_type).routing_key for event_type in self.all_handlers}
+        types = {*self.all_handlers, *self.batch_handlers}
+        keys = {self.catalog.get(event_type).routing_key for event_type in types}
         return sorted(keys | set(self.extra_bindings))
 
     def settings(self) -> Settings:
@@ -101,7 +104,9 @@ class ServiceDefinition:
         return Topology.for_service(settings, self.routing_keys())
 
     def processor(self, rt: Runtime) -> MessageProcessor:
-        return MessageProcessor(self.name, rt.session_factory, self.all_handlers, self.catalog)
+        return MessageProcessor(
+            self.name, rt.session_factory, self.all_handlers, self.catalog, batch_handlers=self.batch_handlers
+        )
 
     def run_worker(self, settings: Settings) -> None:
         rt = self.runtime(settings)

@@ -171,6 +171,11 @@ BAD_TOKENS = {
     "no iat": lambda keys: keys.mint(iat=None),
     "no org": lambda keys: keys.mint(org=""),
     "not a JWT": lambda keys: "not-a-token",
+    "kid holding a path": lambda keys: keys.mint(header={"kid": "../../../../dev/null"}),
+    "kid holding SQL": lambda keys: keys.mint(header={"kid": "x' OR '1'='1"}),
+    "jku header": lambda keys: keys.mint(header={"jku": "http://127.0.0.1:9/jwks.json"}),
+    "x5u header": lambda keys: keys.mint(header={"x5u": "http://127.0.0.1:9/cert.pem"}),
+    "jwk header": lambda keys: keys.mint(header={"jwk": stranger_key().as_dict(private=False)}),
     "too large": lambda keys: keys.mint(padding="x" * 9000),
 }
 

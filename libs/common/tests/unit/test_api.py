@@ -36,6 +36,8 @@ UNREACHABLE_BROKER = "amqp://guest:guest@127.0.0.1:1/%2F"
 
 class CourseIn(StrictSchema):
     title = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    draft = fields.Boolean()
+    position = fields.Integer()
 
 
 class CourseOut(Schema):
@@ -154,6 +156,45 @@ def test_body_over_the_limit_is_a_413_problem(client: FlaskClient, writer: dict[
     problem(post_course(client, writer, {"title": "x" * MAX_BODY_BYTES}), 413)
 
 
+def test_body_over_the_limit_is_refused_whatever_its_type(client: FlaskClient, writer: dict[str, str]) -> None:
+    problem(client.post("/courses", data=b"x" * (MAX_BODY_BYTES + 1), content_type="text/plain", headers=writer), 413)
+
+
+@pytest.mark.parametrize("depth", [33, 1000])
+def test_deeply_nested_json_is_a_400_problem(client: FlaskClient, writer: dict[str, str], depth: int) -> None:
+    body = '{"title": ' + "[" * depth + "]" * depth + "}"
+    response = client.post("/courses", data=body, content_type="application/json", headers=writer)
+    assert problem(response, 400)["code"] == "too_deep"
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting(client: FlaskClient, writer: dict[str, str]) -> None:
+    assert post_course(client, writer, {"title": '[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\\"{{{{'}).status_code == 201
+
+
+def test_json_body_that_is_not_utf8_is_a_400_problem(client: FlaskClient, writer: dict[str, str]) -> None:
+    response = client.post("/courses", data=b'{"title": "\xff\xfe"}', content_type="application/json", headers=writer)
+    assert problem(response, 400)["code"] == "invalid_encoding"
+
+
+def test_nul_characters_are_a_400_problem(client: FlaskClient, writer: dict[str, str]) -> None:
+    assert problem(post_course(client, writer, {"title": "a\u0000b"}), 400)["code"] == "invalid_input"
+    assert problem(post_course(client, writer, {"title": "ok", "a\u0000": 1}), 400)["code"] == "invalid_input"
+    assert problem(client.get("/courses?q=a%00b", headers=writer), 400)["code"] == "invalid_input"
+    form = client.post("/courses", data={"title": "a\x00"}, headers=writer)
+    assert problem(form, 400)["code"] == "invalid_input"
+
+
+@pytest.mark.parametrize("field", [{"draft": 0}, {"draft": "yes"}, {"position": 2.5}, {"position": True}])
+def test_json_booleans_and_integers_are_not_coerced(
+    client: FlaskClient, writer: dict[str, str], field: dict[str, Any]
+) -> None:
+    assert list(problem(post_course(client, writer, {"title": "T", **field}), 422)["errors"]) == list(field)
+
+
+def test_a_missing_body_is_a_400_problem(client: FlaskClient, writer: dict[str, str]) -> None:
+    problem(client.post("/courses", headers=writer), 400)
+
+
 def test_unknown_route_is_a_404_problem(client: FlaskClient) -> None:
     problem(client.get("/nowhere"), 404)
 
@@ -258,6 +299,11 @@ def test_docs_page_is_served_with_its_assets(client: FlaskClient) -> None:
 
 def test_request_id_given_is_echoed(client: FlaskClient) -> None:
     assert client.get("/healthz", headers={"X-Request-ID": "abc-123"}).headers["X-Request-ID"] == "abc-123"
+
+
+def test_no_response_may_be_sniffed_as_another_type(client: FlaskClient, writer: dict[str, str]) -> None:
+    assert post_course(client, writer, {"title": "<script>"}).headers["X-Content-Type-Options"] == "nosniff"
+    assert client.get("/nowhere").headers["X-Content-Type-Options"] == "nosniff"
 
 
 def test_request_id_is_generated_when_missing(client: FlaskClient) -> None:

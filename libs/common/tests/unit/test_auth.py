@@ -58,6 +58,8 @@ def test_bad_token_is_refused(verifier: TokenVerifier, bad_token: str) -> None:
         ("typ JWT", "typ must be at+jwt"),
         ("expired", "expired"),
         ("no exp", "exp"),
+        ("kid holding a path", "kid missing or malformed"),
+        ("jku header", "header jku not allowed"),
     ],
 )
 def test_refusal_says_why(
@@ -155,3 +157,12 @@ def test_verifier_with_jwks_cache_refuses_an_unknown_kid(keys: TestKeys) -> None
     verifier = TokenVerifier(cache(FakeIdentity(keys)), issuer=TEST_ISSUER, audience="lms")
     with pytest.raises(InvalidToken, match="unknown signing key"):
         verifier.verify(keys.mint(header={"kid": "invented"}))
+
+
+@pytest.mark.parametrize("kid", ["../../../../etc/passwd", "x' OR '1'='1", "http://127.0.0.1:9/k", "k" * 65])
+def test_a_malformed_kid_never_makes_the_cache_fetch(keys: TestKeys, kid: str) -> None:
+    identity = FakeIdentity(keys)
+    verifier = TokenVerifier(cache(identity, min_refresh_seconds=0.0), issuer=TEST_ISSUER, audience="lms")
+    with pytest.raises(InvalidToken, match="kid missing or malformed"):
+        verifier.verify(keys.mint(header={"kid": kid}))
+    assert identity.fetches == 0

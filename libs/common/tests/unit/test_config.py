@@ -80,3 +80,12 @@ def test_queue_names_follow_the_service_name() -> None:
     settings = Settings.from_env("enrollment", env={"LMS_QUEUE_PREFIX": "t1."})
     assert (settings.queue, settings.dead_letter_queue) == ("t1.enrollment", "t1.enrollment.dead")
     assert settings.dead_letter_exchange == "lms.events.dead"
+
+
+def test_a_service_may_have_its_own_broker_user() -> None:
+    env = {
+        "LMS_AMQP_URL": "amqp://shared:p@broker/lms",
+        "LMS_ENROLLMENT_AMQP_URL": "amqp://lms-enrollment:s@broker/lms",
+    }
+    assert Settings.from_env("enrollment", env=env).amqp_url == "amqp://lms-enrollment:s@broker/lms"
+    assert Settings.from_env("catalog", env=env).amqp_url == "amqp://shared:p@broker/lms"

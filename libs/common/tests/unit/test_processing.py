@@ -18,7 +18,7 @@ from lms_common.envelope import Event
 from lms_common.inbox import InboxMessage
 from lms_common.memorybus import InMemoryBus, topic_matches
 from lms_common.outbox import OutboxMessage
-from lms_common.processing import Delivery, Handler, MessageProcessor, Outcome, Reject
+from lms_common.processing import Delivery, Handler, MessageProcessor, Outcome, Reject, event_correlation
 from lms_common.relay import Relay
 
 QUEUE = "test"
@@ -326,3 +326,140 @@ def test_a_change_that_fails_only_when_flushed_costs_only_its_own_message(
 
     assert first_pass == [HANDLED, RETRY, HANDLED]
     assert disabled_users(session_factory) == ["E-1", "E-2", "E-taken"]
+
+
+# --- batch handlers ---------------------------------------------------------------------------
+
+
+class BatchRecorder:
+    """A batch handler that disables each event's employee set-based and notes each call's size;
+    ``poison`` names an employee whose presence fails the call."""
+
+    def __init__(self, poison: str | None = None) -> None:
+        self.poison = poison
+        self.calls: list[list[str]] = []
+
+    def __call__(self, session: Session, events: list[Event]) -> None:
+        employees = [event.data["employee_id"] for event in events]
+        self.calls.append(employees)
+        session.add_all(DisabledUser(user_id=employee, disabled_at=utcnow()) for employee in employees)
+        session.flush()
+        if self.poison in employees:
+            raise RuntimeError(f"{self.poison} is poison")
+
+
+def batch_processor(
+    session_factory: sessionmaker[Session], handler: BatchRecorder, **handlers: Handler
+) -> MessageProcessor:
+    return MessageProcessor(
+        "test", session_factory, handlers, SUITE_EVENTS, batch_handlers={"EmployeeOffboarded": handler}
+    )
+
+
+def test_consecutive_events_of_a_type_go_to_its_batch_handler_together(
+    bus: InMemoryBus,
+    session_factory: sessionmaker[Session],
+    offboarded: Callable[[str], Event],
+) -> None:
+    handler = BatchRecorder()
+    for n in range(5):
+        bus.publish_event(offboarded(f"E-{n}"), SUITE_EVENTS)
+    assert outcomes(bus, batch_processor(session_factory, handler)) == [HANDLED] * 5
+    assert handler.calls == [[f"E-{n}" for n in range(5)]]
+    assert disabled_users(session_factory) == [f"E-{n}" for n in range(5)]
+
+
+def test_batch_handler_sees_each_event_once_whatever_the_repeats(
+    bus: InMemoryBus,
+    session_factory: sessionmaker[Session],
+    offboarded: Callable[[str], Event],
+) -> None:
+    handler = BatchRecorder()
+    first, second = offboarded("E-1"), offboarded("E-2")
+    for event in (first, second, first, second):
+        bus.publish_event(event, SUITE_EVENTS)
+    assert outcomes(bus, batch_processor(session_factory, handler)) == [HANDLED, HANDLED, DUPLICATE, DUPLICATE]
+    bus.publish_event(first, SUITE_EVENTS)
+    assert outcomes(bus, batch_processor(session_factory, handler)) == [DUPLICATE]
+    assert handler.calls == [["E-1", "E-2"]]
+    assert disabled_users(session_factory) == ["E-1", "E-2"]
+
+
+def test_an_event_of_another_type_splits_the_run_and_keeps_its_place(
+    bus: InMemoryBus,
+    session_factory: sessionmaker[Session],
+    offboarded: Callable[[str], Event],
+    make_event: Callable[..., Event],
+) -> None:
+    handler = BatchRecorder()
+    order: list[str] = []
+
+    def note_disabled(session: Session, event: Event) -> None:
+        order.append(f"disabled after {len(handler.calls)} runs")
+
+    bus.publish_event(offboarded("E-1"), SUITE_EVENTS)
+    bus.publish_event(offboarded("E-2"), SUITE_EVENTS)
+    bus.publish_event(make_event("UserDisabled"), SUITE_EVENTS)
+    bus.publish_event(offboarded("E-3"), SUITE_EVENTS)
+    processor = batch_processor(session_factory, handler, UserDisabled=note_disabled)
+    assert outcomes(bus, processor) == [HANDLED] * 4
+    assert handler.calls == [["E-1", "E-2"], ["E-3"]]
+    assert order == ["disabled after 1 runs"]
+
+
+def test_a_poison_event_in_a_run_costs_only_itself(
+    bus: InMemoryBus,
+    session_factory: sessionmaker[Session],
+    offboarded: Callable[[str], Event],
+) -> None:
+    handler = BatchRecorder(poison="E-2")
+    events = [offboarded(f"E-{n}") for n in (1, 2, 3)]
+    for event in events:
+        bus.publish_event(event, SUITE_EVENTS)
+    assert outcomes(bus, batch_processor(session_factory, handler), max_attempts=1) == [HANDLED, RETRY, HANDLED]
+    assert handler.calls[0] == ["E-1", "E-2", "E-3"]
+    assert handler.calls[1:] == [["E-1"], ["E-2"], ["E-3"]]
+    assert disabled_users(session_factory) == ["E-1", "E-3"]
+    assert handled_event_ids(session_factory) == {events[0].id, events[2].id}
+    assert dead_letter_reasons(bus) == ["RuntimeError: E-2 is poison"]
+
+
+def test_a_clash_found_only_when_the_batch_is_written_is_retried_event_by_event(
+    bus: InMemoryBus,
+    session_factory: sessionmaker[Session],
+    offboarded: Callable[[str], Event],
+) -> None:
+    def disable_lazily(session: Session, events: list[Event]) -> None:
+        session.add_all(DisabledUser(user_id=event.data["employee_id"], disabled_at=utcnow()) for event in events)
+
+    with session_scope(session_factory) as session:
+        session.add(DisabledUser(user_id="E-taken", disabled_at=utcnow()))
+    for employee_id in ("E-1", "E-taken", "E-2"):
+        bus.publish_event(offboarded(employee_id), SUITE_EVENTS)
+    processor = MessageProcessor(
+        "test", session_factory, {}, SUITE_EVENTS, batch_handlers={"EmployeeOffboarded": disable_lazily}
+    )
+    assert [result.outcome for result in processor.process(list(bus.queues[QUEUE]))] == [HANDLED, RETRY, HANDLED]
+    assert disabled_users(session_factory) == ["E-1", "E-2", "E-taken"]
+
+
+def test_a_batch_handler_publishes_each_event_under_its_own_correlation(
+    bus: InMemoryBus,
+    session_factory: sessionmaker[Session],
+    offboarded: Callable[[str], Event],
+) -> None:
+    def publish_each(session: Session, events: list[Event]) -> None:
+        for event in events:
+            with event_correlation(event):
+                publish_user_disabled(session, event)
+
+    for n in (1, 2):
+        event = offboarded(f"E-{n}")
+        bus.queues[QUEUE].append(
+            Delivery(event.to_json(), "hr.EmployeeOffboarded", event.id, {"x-request-id": f"r{n}"})
+        )
+    processor = MessageProcessor(
+        "test", session_factory, {}, SUITE_EVENTS, batch_handlers={"EmployeeOffboarded": publish_each}
+    )
+    assert outcomes(bus, processor) == [HANDLED, HANDLED]
+    assert outbox_headers(session_factory, "UserDisabled") == [{"x-request-id": "r1"}, {"x-request-id": "r2"}]

@@ -165,6 +165,30 @@ PROGRAM_MEMBER_REMOVED = EventType(
     schema=obj({"program_id": UUID, "org_id": ID, "user_id": UUID, "removed_at": DATE_TIME, **ACTOR}),
 )
 
+COHORT_MEMBER_ADDED = EventType(
+    domain="enrollment",
+    name="CohortMemberAdded",
+    summary="A user joined a cohort (an enrollment in each of its courses, source cohort).",
+    schema=obj(
+        {
+            "cohort_id": UUID,
+            "org_id": ID,
+            "user_id": UUID,
+            "cohort_title": TITLE,
+            "course_ids": array(UUID),
+            "added_at": DATE_TIME,
+            **ACTOR,
+        }
+    ),
+)
+
+COHORT_MEMBER_REMOVED = EventType(
+    domain="enrollment",
+    name="CohortMemberRemoved",
+    summary="A user left a cohort: the cohort no longer opens its courses to it; its history stays.",
+    schema=obj({"cohort_id": UUID, "org_id": ID, "user_id": UUID, "removed_at": DATE_TIME, **ACTOR}),
+)
+
 PROGRAM_COMPLETED = EventType(
     domain="enrollment",
     name="ProgramCompleted",
@@ -299,6 +323,8 @@ EVENTS: list[EventType] = [
     COURSE_COMPLETED,
     PROGRAM_MEMBER_ADDED,
     PROGRAM_MEMBER_REMOVED,
+    COHORT_MEMBER_ADDED,
+    COHORT_MEMBER_REMOVED,
     PROGRAM_COMPLETED,
     ASSIGNMENT_CREATED,
     ASSIGNMENT_COMPLETED,

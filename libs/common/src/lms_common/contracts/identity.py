@@ -46,18 +46,19 @@ USER_PROVISIONED = EventType(
     name="UserProvisioned",
     summary=(
         "A user exists (created, or found by email) because of an event (EmployeeOnboarded, "
-        "InvoicePaid; cause_event_id) or an API call (cause 'api', cause_event_id null)."
+        "InvoicePaid, SeatsAssigned for a pending seat holder; cause_event_id) or an API call "
+        "(cause 'api', cause_event_id null)."
     ),
     schema=obj(
         {
             "user_id": UUID,
             "email": EMAIL,
             "org_id": ID,
-            "cause": {"enum": ["api", "EmployeeOnboarded", "InvoicePaid"]},
+            "cause": {"enum": ["api", "EmployeeOnboarded", "InvoicePaid", "SeatsAssigned"]},
             "cause_event_id": {"anyOf": [ID, {"type": "null"}]},
             "created": {"type": "boolean"},
         },
-        {**_PROFILE, "employee_id": NULLABLE_NAME, "invoice_id": ID, "role": NAME},
+        {**_PROFILE, "employee_id": NULLABLE_NAME, "invoice_id": ID, "grant_id": UUID, "role": NAME},
     ),
 )
 
@@ -119,6 +120,24 @@ LOCATION_CREATED = EventType(
     schema=obj({"location_id": UUID, "org_id": ID, "name": NAME, "code": NAME, "parent_id": NULLABLE_UUID}),
 )
 
+ORGANIZATION_UPDATED = EventType(
+    domain="identity",
+    name="OrganizationUpdated",
+    summary=(
+        "An organization was created or changed: its name, parent and time zone (an IANA name) as "
+        "they are now. Dates such as assignment due dates are days in that time zone."
+    ),
+    schema=obj(
+        {
+            "org_id": ID,
+            "name": NAME,
+            "parent_id": {"anyOf": [ID, {"type": "null"}]},
+            "time_zone": {"type": "string", "minLength": 1, "maxLength": 64},
+            "updated_at": DATE_TIME,
+        }
+    ),
+)
+
 CLIENT_ORGANIZATION_ADDED = EventType(
     domain="identity",
     name="ClientOrganizationAdded",
@@ -137,5 +156,6 @@ EVENTS = [
     ROLE_UNASSIGNED,
     INSTRUCTOR_STATUS_CHANGED,
     LOCATION_CREATED,
+    ORGANIZATION_UPDATED,
     CLIENT_ORGANIZATION_ADDED,
 ]

@@ -1,4 +1,5 @@
-"""Provisioning from the bus: HR and billing events become users (one handler per event type)."""
+"""Provisioning from the bus: HR and billing events, and seats handed out by email, become users
+(one handler per event type)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from sqlalchemy.orm import Session
 from identity import services
 from identity.models import Organization, ProvisioningWarning, User
 from lms_common.contracts import EMPLOYEE_OFFBOARDED, EMPLOYEE_ONBOARDED, INVOICE_PAID
+from lms_common.contracts import enrollment as enrollment_contract
 from lms_common.db import utcnow
 from lms_common.envelope import Event
 from lms_common.processing import Handler, Reject
@@ -113,8 +115,31 @@ def on_invoice_paid(session: Session, event: Event) -> None:
         services.grant_role(session, invitee, "student")
 
 
-def _customer(session: Session, org_id: str, person: Mapping[str, Any], event: Event, role: str) -> User:
-    extra = {"invoice_id": event.data["invoice_id"], "role": role}
+def on_seats_assigned(session: Session, event: Event) -> None:
+    """Every pending seat holder becomes a student of the grant's organization.
+
+    enrollment grants the product when our UserProvisioned arrives, so a holder identity knew
+    already (enrollment had not heard of it yet) is announced again rather than skipped.
+    """
+    org = organization(session, event.data["org_id"])
+    pending = [holder["email"] for holder in event.data["holders"] if holder["status"] == "pending"]
+    for email in dict.fromkeys(address.strip().lower() for address in pending):
+        holder = _customer(
+            session, org.id, {"email": email}, event, "student", cause={"grant_id": event.data["grant_id"]}
+        )
+        services.grant_role(session, holder, "student")
+
+
+def _customer(
+    session: Session,
+    org_id: str,
+    person: Mapping[str, Any],
+    event: Event,
+    role: str,
+    *,
+    cause: Mapping[str, str] | None = None,
+) -> User:
+    extra = {**(cause or {"invoice_id": event.data["invoice_id"]}), "role": role}
     user = services.find_by_email(session, org_id, person["email"])
     if user is not None:
         services.provisioned(session, user, event.type, event.id, created=False, extra=extra)
@@ -133,4 +158,5 @@ HANDLERS: dict[str, Handler] = {
     EMPLOYEE_ONBOARDED.name: on_employee_onboarded,
     EMPLOYEE_OFFBOARDED.name: on_employee_offboarded,
     INVOICE_PAID.name: on_invoice_paid,
+    enrollment_contract.SEATS_ASSIGNED.name: on_seats_assigned,
 }

@@ -23,7 +23,10 @@ class Organization(Base):
     name: Mapped[str] = mapped_column(String(200))
     slug: Mapped[str | None] = mapped_column(String(100), unique=True)
     parent_id: Mapped[str | None] = mapped_column(ID, ForeignKey("organizations.id"), index=True)
+    # The IANA time zone its dates are days of (assignment due dates, for one).
+    time_zone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime | None]
 
 
 class Location(Base):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from urllib.parse import urlsplit
 
 from flask import Response, make_response, render_template_string, request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -68,16 +69,30 @@ def csrf_ok(secret: str) -> bool:
     return bool(nonce) and hmac.compare_digest(_csrf_value(secret, nonce), given)
 
 
-def render(secret: str, title: str, template: str, status: int = 200, **values: object) -> Response:
-    """A page with a fresh CSRF nonce cookie and its token in the form."""
+def render(
+    secret: str, title: str, template: str, status: int = 200, redirect_uri: str | None = None, **values: object
+) -> Response:
+    """A page with a fresh CSRF nonce cookie and its token in the form.
+
+    Browsers apply ``form-action`` to the redirects that follow a form post too, so a page whose
+    form ends in a redirect to the client must name the client's origin there.
+    """
     nonce = secrets.token_urlsafe(24)
     body = render_template_string(template, csrf=_csrf_value(secret, nonce), action=request.full_path, **values)
     response = make_response(render_template_string(LAYOUT, title=title, body=body), status)
     response.set_cookie(CSRF_COOKIE, nonce, httponly=True, samesite="Lax", secure=request.is_secure, path="/oauth")
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Frame-Options"] = "DENY"
-    response.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"
+    form_action = " ".join(["'self'", *([_origin(redirect_uri)] if redirect_uri else [])])
+    response.headers["Content-Security-Policy"] = (
+        f"default-src 'none'; style-src 'unsafe-inline'; form-action {form_action}"
+    )
     return response
+
+
+def _origin(uri: str) -> str:
+    parts = urlsplit(uri)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def consent_ticket(secret: str, user_id: str, client_id: str) -> str:

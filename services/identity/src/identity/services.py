@@ -62,14 +62,37 @@ def profile(user: User) -> dict[str, Any]:
 
 
 def create_organization(
-    session: Session, name: str, slug: str | None = None, parent_id: str | None = None
+    session: Session, name: str, slug: str | None = None, parent_id: str | None = None, time_zone: str = "UTC"
 ) -> Organization:
     """A new tenant (or client organization) with the built-in roles seeded."""
-    org = Organization(name=name, slug=slug, parent_id=parent_id, created_at=utcnow())
+    now = utcnow()
+    org = Organization(name=name, slug=slug, parent_id=parent_id, time_zone=time_zone, created_at=now, updated_at=now)
     session.add(org)
     session.flush()
     seed_roles(session, org.id)
+    _organization_updated(session, org)
     return org
+
+
+def update_organization(session: Session, org: Organization, changes: Mapping[str, Any]) -> Organization:
+    """Rename an organization or change its time zone (an IANA name, checked by the schema)."""
+    for name in ("name", "time_zone"):
+        if name in changes:
+            setattr(org, name, changes[name])
+    org.updated_at = utcnow()
+    _organization_updated(session, org)
+    return org
+
+
+def _organization_updated(session: Session, org: Organization) -> None:
+    data = {
+        "org_id": org.id,
+        "name": org.name,
+        "parent_id": org.parent_id,
+        "time_zone": org.time_zone,
+        "updated_at": format_time(org.updated_at or org.created_at),
+    }
+    publish(session, contract.ORGANIZATION_UPDATED, org.id, data)
 
 
 def seed_roles(session: Session, org_id: str) -> None:
@@ -92,8 +115,10 @@ def seed_roles(session: Session, org_id: str) -> None:
 
 
 def add_client(session: Session, master_org_id: str, name: str) -> Organization:
-    """A client organization of ``master_org_id``."""
-    client = create_organization(session, name, parent_id=master_org_id)
+    """A client organization of ``master_org_id`` (in its time zone until changed)."""
+    master = session.get(Organization, master_org_id)
+    time_zone = master.time_zone if master is not None else "UTC"
+    client = create_organization(session, name, parent_id=master_org_id, time_zone=time_zone)
     publish(
         session,
         contract.CLIENT_ORGANIZATION_ADDED,
@@ -189,6 +214,10 @@ def update_user(session: Session, user: User, changes: Mapping[str, Any]) -> Use
     if "location_id" in changes:
         _check_location(session, user.org_id, changes["location_id"])
     previous_status = user.instructor_status
+    if changes.get("instructor_status", previous_status) is None and previous_status is not None:
+        # catalog keeps every instructor's latest status: a status ends by moving on, not by vanishing.
+        reason = "an instructor status cannot be cleared; set it to 'inactive' or 'disabled'"
+        raise Unprocessable(reason, errors={"instructor_status": [reason]})
     for name, value in changes.items():
         setattr(user, name, value)
     user.updated_at = utcnow()

@@ -67,6 +67,31 @@ def test_employee_onboarded_twice_on_postgres(world) -> None:
         assert session.scalar(select(func.count()).select_from(User).where(User.email_key == "g@example.com")) == 1
 
 
+def test_a_pending_seat_holder_is_provisioned_once_on_postgres(world) -> None:
+    processor = MessageProcessor("identity", world.app.extensions["lms"].session_factory, HANDLERS, SUITE_EVENTS)
+    holders = [{"email": "seat@example.com", "user_id": None, "status": "pending"}]
+    data = {
+        "grant_id": "8c0f4b6e-36a3-4a53-9a5e-0d6c3f1c2b11",
+        "org_id": world.org_id,
+        "product_id": "5e1b6a0c-9f43-4b8e-a1c6-2a9c0f4e7d22",
+        "purchaser_user_id": None,
+        "seats_total": 3,
+        "seats_used": 1,
+        "holders": holders,
+        "assigned_at": "2026-11-23T10:00:00Z",
+        "actor_id": None,
+        "cause": "api",
+    }
+    for event_id in ("s1", "s1", "s2"):
+        event = Event(type="SeatsAssigned", data=data, orgid=world.org_id, source="/enrollment", id=event_id)
+        processor.process([Delivery(body=event.to_json(), routing_key="enrollment.SeatsAssigned", message_id=event_id)])
+    with world.session() as session:
+        query = select(func.count()).select_from(User).where(User.email_key == "seat@example.com")
+        assert session.scalar(query) == 1
+    provisioned = [e["data"] for e in world.events("UserProvisioned") if e["data"]["cause"] == "SeatsAssigned"]
+    assert [p["created"] for p in provisioned] == [True, False]
+
+
 def test_disabled_user_refused_by_another_service_within_5_seconds(world, broker_settings, tmp_path) -> None:
     # Another service: its own database and queue; it only has the deny-list handlers.
     other = ServiceDefinition(name="otherservice", title="another service", migrations=SERVICE.migrations)

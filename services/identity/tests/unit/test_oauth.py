@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from identity import api, keys
+from identity import api, keys, ratelimit
 from lms_common.auth import JWKSCache, TokenVerifier
 
 
@@ -193,6 +193,19 @@ def test_login_form_needs_csrf_token(world) -> None:
     assert response.status_code == 400 and response.json["code"] == "csrf"
 
 
+def test_sign_in_pages_let_the_browser_follow_the_redirect_to_the_client(world) -> None:
+    # Browsers apply form-action to the redirect after the post: 'self' alone blocks the code.
+    world.person("ada@example.com", "student")
+    client_id, _ = world.oauth_client(trusted=False)
+    url = world.authorize_url(client_id, world.pkce()[1])
+    login = world.client.get(url)
+    failed = world.login(url, "ada@example.com", "wrong password!")
+    consent = world.login(url, "ada@example.com")
+    for page in (login, failed, consent):
+        policy = page.headers["Content-Security-Policy"]
+        assert "form-action 'self' https://app.example.test;" in policy + ";"
+
+
 def test_eleventh_bad_password_is_429(world) -> None:
     world.person("ada@example.com", "student")
     client_id, _ = world.oauth_client()
@@ -200,6 +213,16 @@ def test_eleventh_bad_password_is_429(world) -> None:
     statuses = [world.login(url, "ada@example.com", "wrong password!").status_code for _ in range(11)]
     assert statuses == [401] * 10 + [429]
     # Even the right password waits out the window now.
+    assert world.login(url, "ada@example.com").status_code == 429
+
+
+def test_failed_sign_ins_from_one_address_across_many_emails_are_429(world, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ratelimit, "MAX_FAILED_LOGINS_PER_ADDRESS", 3)
+    world.person("ada@example.com", "student")
+    client_id, _ = world.oauth_client()
+    url = world.authorize_url(client_id, world.pkce()[1])
+    statuses = [world.login(url, f"guess{n}@example.com", "wrong password!").status_code for n in range(4)]
+    assert statuses == [401, 401, 401, 429]
     assert world.login(url, "ada@example.com").status_code == 429
 
 

@@ -104,3 +104,51 @@ def test_invoice_for_others_makes_a_purchaser_and_invitees(world) -> None:
 
 def test_event_for_unknown_org_is_dead_lettered(world) -> None:
     assert deliver(world, "EmployeeOnboarded", ONBOARDED, orgid="nowhere") is Outcome.DEAD_LETTER
+
+
+def seats_assigned(world, holders: list[tuple[str, str | None]]) -> dict:  # type: ignore[no-untyped-def]
+    """enrollment's SeatsAssigned: (email, user id or None for a holder without an account)."""
+    return {
+        "grant_id": "8c0f4b6e-36a3-4a53-9a5e-0d6c3f1c2b11",
+        "org_id": world.org_id,
+        "product_id": "5e1b6a0c-9f43-4b8e-a1c6-2a9c0f4e7d22",
+        "purchaser_user_id": None,
+        "seats_total": 5,
+        "seats_used": len(holders),
+        "holders": [
+            {"email": email, "user_id": user_id, "status": "granted" if user_id else "pending"}
+            for email, user_id in holders
+        ],
+        "assigned_at": "2026-11-23T10:00:00Z",
+        "actor_id": None,
+        "cause": "api",
+    }
+
+
+def test_a_pending_seat_holder_becomes_a_student_once(world) -> None:
+    known = world.user("known@example.com")
+    data = seats_assigned(world, [("new@example.com", None), ("known@example.com", known)])
+    assert deliver(world, "SeatsAssigned", data) is Outcome.HANDLED
+    assert deliver(world, "SeatsAssigned", data) is Outcome.HANDLED  # a repeat under a new message id
+    [holder] = users_named(world, "new@example.com")
+    assert holder.org_id == world.org_id and holder.kind == "customer"
+    provisioned = [e["data"] for e in world.events("UserProvisioned") if e["data"]["cause"] == "SeatsAssigned"]
+    assert [(p["user_id"], p["created"], p["grant_id"]) for p in provisioned] == [
+        (holder.id, True, data["grant_id"]),
+        (holder.id, False, data["grant_id"]),
+    ]
+    roles = [e["data"]["role"] for e in world.events("RoleAssigned") if e["data"]["user_id"] == holder.id]
+    assert roles == ["student"]
+
+
+def test_a_pending_holder_identity_knows_is_announced_again(world) -> None:
+    user_id = world.user("bob@example.com")
+    deliver(world, "SeatsAssigned", seats_assigned(world, [("Bob@Example.com", None)]))
+    assert [u.id for u in users_named(world, "bob@example.com")] == [user_id]
+    [again] = [e["data"] for e in world.events("UserProvisioned") if e["data"]["cause"] == "SeatsAssigned"]
+    assert (again["user_id"], again["created"]) == (user_id, False)
+
+
+def test_seats_of_an_unknown_organization_are_dead_lettered(world) -> None:
+    data = {**seats_assigned(world, [("new@example.com", None)]), "org_id": "nowhere"}
+    assert deliver(world, "SeatsAssigned", data, orgid="nowhere") is Outcome.DEAD_LETTER

@@ -175,3 +175,22 @@ def test_expired_reset_token_fails(world) -> None:
         "/v1/password-reset/confirm", json={"token": token, "new_password": "a brand new secret"}
     )
     assert response.status_code == 400
+
+
+def test_an_instructor_status_cannot_be_cleared_once_set(world) -> None:
+    headers = admin(world)
+    user = world.client.post(
+        "/v1/users", json={"email": "ida@example.com", "first_name": "Ida", "last_name": "Rhodes"}, headers=headers
+    ).json
+    assert (
+        world.client.patch(f"/v1/users/{user['id']}", json={"instructor_status": None}, headers=headers).status_code
+        == 200
+    )
+    world.client.patch(f"/v1/users/{user['id']}", json={"instructor_status": "approved"}, headers=headers)
+    cleared = world.client.patch(
+        f"/v1/users/{user['id']}", json={"instructor_status": None, "department": "Math"}, headers=headers
+    )
+    assert cleared.status_code == 422 and "instructor_status" in cleared.json["errors"]
+    after = world.client.get(f"/v1/users/{user['id']}", headers=headers).json
+    assert (after["instructor_status"], after["department"]) == ("approved", None)
+    assert [e["data"]["status"] for e in world.events("InstructorStatusChanged")] == ["approved"]

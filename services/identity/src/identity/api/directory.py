@@ -176,12 +176,25 @@ def _org_wide_roles(session: Session, user: User) -> list[Role]:
 
 
 @blp.route("/organizations/<org_id>")
-@require("identity:read")
-@blp.response(200, schemas.OrganizationOut)
-def get_organization(org_id: str) -> Any:
-    """Read the caller's organization or one of its client organizations"""
-    with unit_of_work() as session:
-        return _reachable_org(session, current_principal(), org_id)
+class OrganizationResource(MethodView):
+    @require("identity:read")
+    @blp.response(200, schemas.OrganizationOut)
+    def get(self, org_id: str) -> Any:
+        """Read the caller's organization or one of its client organizations"""
+        with unit_of_work() as session:
+            return _reachable_org(session, current_principal(), org_id)
+
+    @require("settings:write")
+    @blp.arguments(schemas.OrganizationPatch)
+    @blp.response(200, schemas.OrganizationOut)
+    def patch(self, body: dict[str, Any], org_id: str) -> Any:
+        """Rename the organization (or a client organization) or set its time zone"""
+        principal = org_wide("settings:write")
+        with unit_of_work() as session:
+            org = _reachable_org(session, principal, org_id)
+            if org.id != principal.org and not _reaches_clients(session, principal):
+                raise NotFound("no such organization")
+            return services.update_organization(session, org, body)
 
 
 @blp.route("/organizations/<org_id>/clients")

@@ -13,6 +13,7 @@ from flask_smorest import Blueprint
 from sqlalchemy import select
 
 from identity import keys, pages, ratelimit, services
+from identity.api.schemas import OAuthError
 from identity.models import Organization, User
 from identity.oauth import Client
 from identity.permissions import PERMISSIONS
@@ -78,6 +79,8 @@ def jwks() -> ResponseReturnValue:
 
 @blp.route("/oauth/token", methods=["POST"])
 @blp.response(200)
+@blp.alt_response(400, schema=OAuthError, description="RFC 6749 error")
+@blp.alt_response(401, schema=OAuthError, description="RFC 6749 error: the client is not authenticated")
 def token() -> ResponseReturnValue:
     """Token endpoint: client_credentials, authorization_code (PKCE S256), refresh_token"""
     with unit_of_work() as session:
@@ -92,6 +95,8 @@ def token() -> ResponseReturnValue:
 
 @blp.route("/oauth/revoke", methods=["POST"])
 @blp.response(200)
+@blp.alt_response(400, schema=OAuthError, description="RFC 6749 error")
+@blp.alt_response(401, schema=OAuthError, description="RFC 6749 error: the client is not authenticated")
 def revoke() -> ResponseReturnValue:
     """RFC 7009 revocation of an access or refresh token"""
     with unit_of_work() as session:
@@ -101,6 +106,8 @@ def revoke() -> ResponseReturnValue:
 
 @blp.route("/oauth/introspect", methods=["POST"])
 @blp.response(200)
+@blp.alt_response(400, schema=OAuthError, description="RFC 6749 error")
+@blp.alt_response(401, schema=OAuthError, description="RFC 6749 error: the client is not authenticated")
 def introspect() -> ResponseReturnValue:
     """RFC 7662 introspection (for clients of the token's organization)"""
     with unit_of_work() as session:
@@ -110,6 +117,7 @@ def introspect() -> ResponseReturnValue:
 
 @blp.route("/oauth/authorize", methods=["GET", "POST"])
 @blp.response(200)
+@blp.alt_response(400, schema=OAuthError, description="RFC 6749 error, or the form's CSRF check failed (problem)")
 def authorize() -> ResponseReturnValue:
     """Authorization endpoint: the login form, then the code (trusted clients skip consent)"""
     with unit_of_work() as session:
@@ -120,7 +128,7 @@ def authorize() -> ResponseReturnValue:
             return server().handle_error_response(None, error)
         secret = pages.instance_secret(session, "csrf")
         if request.method == "GET":
-            return _login_page(secret, grant.client)
+            return _login_page(secret, grant)
         if not pages.csrf_ok(secret):
             return problem_response(400, detail="the form has expired or was not ours; reload the page", code="csrf")
         if "consent_ticket" in request.form:
@@ -128,13 +136,14 @@ def authorize() -> ResponseReturnValue:
         return _login(session, secret, grant)
 
 
-def _login_page(secret: str, client: Client, error: str | None = None, status: int = 200) -> Response:
+def _login_page(secret: str, grant, error: str | None = None, status: int = 200) -> Response:  # type: ignore[no-untyped-def]
     return pages.render(
         secret,
         "Sign in",
         pages.LOGIN,
         status,
-        client_name=client.row.name,
+        redirect_uri=grant.redirect_uri,
+        client_name=grant.client.row.name,
         error=error,
         email=request.form.get("email", ""),
     )
@@ -142,8 +151,8 @@ def _login_page(secret: str, client: Client, error: str | None = None, status: i
 
 def _login(session, secret: str, grant) -> Response:  # type: ignore[no-untyped-def]
     email = request.form.get("email", "").strip()
-    if ratelimit.login_blocked(session, email):
-        return _too_many("too many failed sign-ins for this email; try again in 15 minutes")
+    if ratelimit.login_blocked(session, email, request.remote_addr):
+        return _too_many("too many failed sign-ins; try again in 15 minutes")
     client: Client = grant.client
     orgs = [
         client.row.org_id,
@@ -151,13 +160,19 @@ def _login(session, secret: str, grant) -> Response:  # type: ignore[no-untyped-
     ]
     user = services.authenticate(session, orgs, email, request.form.get("password", ""))
     if user is None:
-        ratelimit.record(session, ratelimit.login_bucket(email), ratelimit.LOGIN_WINDOW)
-        return _login_page(secret, client, "The email or password is not right.", 401)
+        ratelimit.record_failed_login(session, email, request.remote_addr)
+        return _login_page(secret, grant, "The email or password is not right.", 401)
     if client.row.trusted:
         return server().create_authorization_response(grant=grant, grant_user=user)
     ticket = pages.consent_ticket(secret, user.id, client.row.client_id)
     return pages.render(
-        secret, "Allow access?", pages.CONSENT, client_name=client.row.name, scope=grant.request.scope, ticket=ticket
+        secret,
+        "Allow access?",
+        pages.CONSENT,
+        redirect_uri=grant.redirect_uri,
+        client_name=client.row.name,
+        scope=grant.request.scope,
+        ticket=ticket,
     )
 
 
@@ -165,7 +180,7 @@ def _consent_decision(session, secret: str, grant) -> Response:  # type: ignore[
     user_id = pages.read_consent_ticket(secret, request.form["consent_ticket"], grant.client.row.client_id)
     user = session.get(User, user_id) if user_id else None
     if user is None:
-        return _login_page(secret, grant.client, "Please sign in again.", 401)
+        return _login_page(secret, grant, "Please sign in again.", 401)
     allowed = request.form.get("consent") == "allow"
     return server().create_authorization_response(
         grant=grant, grant_user=services.login_user(user, session) if allowed else None

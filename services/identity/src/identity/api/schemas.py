@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from functools import cache
+from zoneinfo import available_timezones
+
+from marshmallow import Schema, ValidationError, fields, validate
 
 from identity.permissions import INSTRUCTOR_STATUSES, PERMISSIONS, USER_KINDS
 from lms_common.api import PageArgs, StrictSchema, page_schema
@@ -158,11 +161,27 @@ class ClientOrgIn(StrictSchema):
     name = fields.String(required=True, validate=NAME)
 
 
+@cache
+def _time_zones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def _time_zone(name: str) -> None:
+    if name not in _time_zones():
+        raise ValidationError("not an IANA time zone name, e.g. America/New_York")
+
+
+class OrganizationPatch(StrictSchema):
+    name = fields.String(validate=NAME)
+    time_zone = fields.String(validate=_time_zone)
+
+
 class OrganizationOut(Schema):
     id = fields.String()
     name = fields.String()
     slug = fields.String(allow_none=True)
     parent_id = fields.String(allow_none=True)
+    time_zone = fields.String()
     created_at = fields.DateTime()
 
 
@@ -232,3 +251,10 @@ TeamPage = page_schema(TeamOut, "TeamPage")
 OrganizationPage = page_schema(OrganizationOut, "OrganizationPage")
 OAuthClientPage = page_schema(OAuthClientOut, "OAuthClientPage")
 WarningPage = page_schema(WarningOut, "WarningPage")
+
+
+class OAuthError(Schema):
+    """An OAuth 2 error (RFC 6749 section 5.2); the form pages answer problem details."""
+
+    error = fields.String()
+    error_description = fields.String()

@@ -8,7 +8,8 @@ assignment of the same course or program is left as it is.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -29,7 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from enrollment import bulk
+from enrollment import bulk, replica
 from enrollment.events import publish_many, stamp
 from enrollment.learning import assignment_fields, enroll
 from enrollment.models import (
@@ -83,8 +84,16 @@ def items_for(session: Session, orgs: set[str], course_ids: list[str], program_i
 LARGE = 5_000
 
 
-def _count(session: Session, batch: str) -> int:
-    return session.scalar(select(func.count()).where(Assignment.batch_id == batch)) or 0
+@dataclass(frozen=True)
+class Batch:
+    """What one assignment call created: its assignments (``batch_id``) and new enrollments."""
+
+    id: str
+    assignments: int
+    enrollments: int
+
+    def as_result(self) -> dict[str, Any]:
+        return {"batch_id": self.id, "assignments": self.assignments, "enrollments": self.enrollments}
 
 
 # --- assigning ----------------------------------------------------------------------------------------
@@ -102,25 +111,26 @@ def assign(
     natural_key: str | None = None,
     actor_id: str | None = None,
     cause: str = "api",
-) -> str:
-    """Assign every item to every user of ``users``; returns the batch id of the new rows."""
+) -> Batch:
+    """Assign every item to every user of ``users``; the batch of new rows and their counts."""
     batch, now = new_id(), utcnow()
     bulk.without_jit(session)
-    _insert_assignments(
+    created = _insert_assignments(
         session, org, users.subquery(), items, due_on=due_on, mandatory=mandatory, cycle=cycle,
         natural_key=natural_key, batch=batch, now=now,
     )  # fmt: skip
-    large = len(items) * _count(session, batch) > LARGE
+    large = created > LARGE
     if large:
         bulk.analyze(session, "assignments")
     _reset_recertified(session, batch)
+    enrolled = 0
     program_ids = [item["program_id"] for item in items if item["program_id"]]
     for program_id in program_ids:
         members = select(Assignment.user_id).where(Assignment.batch_id == batch, Assignment.program_id == program_id)
-        add_members(session, org, members, program_id, actor_id=actor_id, cause=cause)
-    bulk.enroll_assigned(session, batch, now, large=large)
+        enrolled += _join_program(session, org, members, program_id, actor_id=actor_id, cause=cause)[1]
+    enrolled += bulk.enroll_assigned(session, batch, now, large=large)
     bulk.insert_events(session, contract.ASSIGNMENT_CREATED, _created_events(session, batch, now, actor_id, cause), now)
-    return batch
+    return Batch(batch, created, enrolled)
 
 
 def _insert_assignments(
@@ -135,11 +145,12 @@ def _insert_assignments(
     natural_key: str | None,
     batch: str,
     now: datetime,
-) -> None:
-    """One ``INSERT ... SELECT`` of every (user, item) pair: the users are read once, not per item."""
+) -> int:
+    """One ``INSERT ... SELECT`` of every (user, item) pair (the users are read once, not per
+    item); how many it inserted."""
     targets = {item["course_id"] or item["program_id"]: item for item in items}  # one row per target
     if not targets:
-        return
+        return 0
     chosen = union_all(*(
         select(literal(item["course_id"], String).label("course_id"), literal(item["program_id"], String)
                .label("program_id"), literal(target, String).label("target_id"),
@@ -174,7 +185,8 @@ def _insert_assignments(
             literal(due_on, Date),
             literal(mandatory),
             cycle_value,
-            literal(natural_key),
+            # A batch of commands names each user's own key (see commands.handle_assignments).
+            users.c.natural_key if "natural_key" in users.c else literal(natural_key),
             literal(now, UTCDateTime),
             literal(batch),
         )
@@ -185,7 +197,7 @@ def _insert_assignments(
         "id", "org_id", "user_id", "course_id", "program_id", "target_id", "title", "due_on", "mandatory",
         "cycle", "natural_key", "created_at", "batch_id",
     ]  # fmt: skip
-    bulk.insert_fresh(session, Assignment.__table__, columns, rows)
+    return bulk.insert_fresh(session, Assignment.__table__, columns, rows)
 
 
 def _reset_recertified(session: Session, batch: str) -> None:
@@ -239,7 +251,15 @@ def created(session: Session, batch: str) -> list[Assignment]:
 def add_members(
     session: Session, org: str, users: Select[Any], program_id: str, *, actor_id: str | None = None, cause: str = "api"
 ) -> list[str]:
-    """Make users members of a program (again, if they left) and enroll them in its courses."""
+    """Make users members of a program (again, if they left) and enroll them in its courses;
+    the users who were not members."""
+    return _join_program(session, org, users, program_id, actor_id=actor_id, cause=cause)[0]
+
+
+def _join_program(
+    session: Session, org: str, users: Select[Any], program_id: str, *, actor_id: str | None, cause: str
+) -> tuple[list[str], int]:
+    """:func:`add_members`, also counting the enrollments it created."""
     ids = list(dict.fromkeys(session.scalars(users)))
     program = session.get(Program, program_id)
     now = utcnow()
@@ -258,14 +278,14 @@ def add_members(
             session.add(ProgramMember(program_id=program_id, user_id=user, org_id=org, added_at=now))
     session.flush()
     courses = program_course_ids(session, program_id)
-    enroll(session, org, ids, courses, kind="program", ref=program_id)
+    enrolled = enroll(session, org, ids, courses, kind="program", ref=program_id)
     payloads = [
         {"program_id": program_id, "org_id": org, "user_id": user, "program_title": program.title if program else "",
          "course_ids": courses, "added_at": stamp(now), "actor_id": actor_id, "cause": cause}
         for user in new
     ]  # fmt: skip
     publish_many(session, contract.PROGRAM_MEMBER_ADDED, org, payloads)
-    return new
+    return new, enrolled
 
 
 def program_course_ids(session: Session, program_id: str) -> list[str]:
@@ -286,14 +306,26 @@ def status_of(assignment: Assignment, progress: int | None, today: date) -> str:
     return "in_progress" if progress else "assigned"
 
 
-def sweep_overdue(session: Session, today: date) -> int:
-    """AssignmentOverdue once per assignment that passed its due date incomplete."""
+def sweep_overdue(session: Session, now: datetime) -> int:
+    """AssignmentOverdue once per assignment that passed its due date incomplete, each judged by
+    the date in its organization's time zone (run it hourly: days begin at different hours)."""
+    # No time zone is a day or more ahead of UTC: nothing due from tomorrow (UTC) on is overdue.
+    horizon = now.astimezone(UTC).date() + timedelta(days=1)
+    unswept = and_(
+        Assignment.completed_at.is_(None), Assignment.overdue_published_at.is_(None), Assignment.due_on < horizon
+    )
+    orgs = list(session.scalars(select(Assignment.org_id).where(unswept).distinct()))
+    return sum(_sweep_org(session, org, replica.local_today(session, org, now), now) for org in orgs)
+
+
+def _sweep_org(session: Session, org: str, today: date, now: datetime) -> int:
     query = (
         select(Assignment)
-        .where(Assignment.completed_at.is_(None), Assignment.due_on < today, Assignment.overdue_published_at.is_(None))
+        .where(Assignment.org_id == org, Assignment.completed_at.is_(None), Assignment.due_on < today)
+        .where(Assignment.overdue_published_at.is_(None))
         .with_for_update(skip_locked=True)
     )
-    now, count = utcnow(), 0
+    count = 0
     for assignment in session.scalars(query):
         assignment.overdue_published_at = now
         payload = {**assignment_fields(assignment), "overdue_since": stamp(assignment.due_on)}

@@ -154,8 +154,7 @@ def insert_events(session: Session, event_type: EventType, rows: Select[Any], no
     )
     table = type_cast(Table, OutboxMessage.__table__)
     columns = ["event_id", "event_type", "routing_key", "body", "headers", "created_at", "attempts"]
-    result = type_cast(CursorResult[Any], session.execute(insert(table).from_select(columns, chosen)))
-    count = int(result.rowcount or 0)
+    count = inserted(session, insert(table).from_select(columns, chosen))
     if count:
         _check_one(session, source)
         _notify(session)
@@ -176,14 +175,23 @@ def _notify(session: Session) -> None:
         session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
 
 
+def inserted(session: Session, statement: Any) -> int:
+    """Run an ``INSERT``; how many rows it inserted.
+
+    SQLAlchemy keeps the driver's row count only for UPDATE and DELETE unless asked: without
+    ``preserve_rowcount`` an ``INSERT ... SELECT`` on psycopg reports -1.
+    """
+    result = type_cast(CursorResult[Any], session.execute(statement.execution_options(preserve_rowcount=True)))
+    return int(result.rowcount)
+
+
 def insert_ignoring_duplicates(session: Session, table: Any, columns: list[str], rows: Select[*tuple[Any, ...]]) -> int:
     """``INSERT ... SELECT`` that skips rows a concurrent writer inserted first (PostgreSQL)."""
     if is_postgres(session):
         statement: Any = postgresql.insert(table).from_select(columns, rows).on_conflict_do_nothing()
     else:
         statement = sqlite.insert(table).from_select(columns, rows)
-    result = type_cast(CursorResult[Any], session.execute(statement))
-    return int(result.rowcount or 0)
+    return inserted(session, statement)
 
 
 def insert_fresh(session: Session, table: Any, columns: list[str], rows: Select[*tuple[Any, ...]]) -> int:
@@ -199,8 +207,7 @@ def insert_fresh(session: Session, table: Any, columns: list[str], rows: Select[
         return insert_ignoring_duplicates(session, table, columns, rows)
     try:
         with session.begin_nested():
-            result = type_cast(CursorResult[Any], session.execute(insert(table).from_select(columns, rows)))
-            return int(result.rowcount or 0)
+            return inserted(session, insert(table).from_select(columns, rows))
     except IntegrityError as error:
         if getattr(error.orig, "sqlstate", None) != UNIQUE_VIOLATION:
             raise

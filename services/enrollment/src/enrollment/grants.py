@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from enrollment import replica
+from enrollment import learning, replica
 from enrollment.events import publish, stamp
 from enrollment.models import ACTIVE, REVOKED, Grant, Product, ProductCourse, SeatHolder
 from lms_common.contracts import enrollment as contract
@@ -52,6 +52,7 @@ def grant(
         existing.status, existing.revoked_at, existing.seats = ACTIVE, None, seats
     cause = "automation" if source == "automation" else "api" if source == "api" else "system"
     _publish(session, existing, contract.PRODUCT_GRANTED, cause, actor_id, natural_key)
+    learning.open_holder_enrollments(session, existing)
     return existing, True
 
 

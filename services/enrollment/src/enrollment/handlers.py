@@ -5,11 +5,11 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from enrollment import commands, grants, learning, people, replica
-from enrollment.models import ProgramMember
+from enrollment import cohorts, commands, grants, learning, people, replica
+from enrollment.models import ACTIVE, ProgramMember
 from lms_common import denylist
 from lms_common.envelope import Event, parse_time
-from lms_common.processing import Handler
+from lms_common.processing import BatchHandler, Handler
 
 # --- catalog --------------------------------------------------------------------------------------
 
@@ -21,7 +21,10 @@ def on_course(session: Session, event: Event) -> None:
 
 
 def on_product(session: Session, event: Event) -> None:
-    replica.upsert_product(session, event.orgid, event.data)
+    """A product changed: when it is active, its grants' holders are enrolled in its courses."""
+    product = replica.upsert_product(session, event.orgid, event.data)
+    if product is not None and product.status == ACTIVE:
+        learning.open_product_enrollments(session, product.id)
 
 
 def on_program(session: Session, event: Event) -> None:
@@ -40,21 +43,32 @@ def on_quiz(session: Session, event: Event) -> None:
 
 
 def on_cohort(session: Session, event: Event) -> None:
-    replica.upsert_cohort(session, event.orgid, event.data)
+    """A cohort changed: its members get enrollments in the courses it gained and lose the
+    cohort as a source of the ones it dropped."""
+    changed = replica.upsert_cohort(session, event.orgid, event.data)
+    if changed is not None:
+        cohorts.courses_changed(session, event.data["cohort_id"], *changed)
 
 
 # --- identity -------------------------------------------------------------------------------------
 
 
 def on_user_provisioned(session: Session, event: Event) -> None:
-    """Keep the user, then carry out seats and commands that waited for its email."""
+    """Keep the user, carry out seats and commands that waited for its email, and enroll it in
+    the courses its organization's grants open (reports see a new member's enrollments now, not
+    at its first look at its courses)."""
     replica.upsert_user(session, event.data, event.time)
     grants.resolve_seats(session, event.data["user_id"], event.data["email"])
     commands.resolve_pending(session, event.data["org_id"], event.data["email"], event.data["user_id"])
+    learning.open_grant_enrollments(session, event.data["user_id"], event.data["org_id"])
 
 
 def on_user_updated(session: Session, event: Event) -> None:
     replica.upsert_user(session, event.data, event.time)
+
+
+def on_organization_updated(session: Session, event: Event) -> None:
+    replica.upsert_organization(session, event.data)
 
 
 def on_location_created(session: Session, event: Event) -> None:
@@ -82,7 +96,7 @@ def on_user_enabled(session: Session, event: Event) -> None:
 
 
 def on_command(session: Session, event: Event) -> None:
-    commands.handle(session, event.type, event.orgid, event.data)
+    commands.handle(session, [event])
 
 
 HANDLERS: dict[str, Handler] = {
@@ -94,8 +108,12 @@ HANDLERS: dict[str, Handler] = {
     "UserProvisioned": on_user_provisioned,
     "UserUpdated": on_user_updated,
     "LocationCreated": on_location_created,
+    "OrganizationUpdated": on_organization_updated,
     "ContactsMerged": on_contacts_merged,
     "UserDisabled": on_user_disabled,
     "UserEnabled": on_user_enabled,
     **{name: on_command for name in commands.RUNNERS},
 }
+
+# Runs of these commands in one batch are carried out set-based.
+BATCH_HANDLERS: dict[str, BatchHandler] = dict.fromkeys(commands.RUNNERS, commands.handle)

@@ -9,7 +9,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
-from enrollment import bulk, certificates
+from enrollment import bulk, certificates, replica
 from enrollment.access import Actor
 from enrollment.events import publish, stamp
 from enrollment.models import (
@@ -76,11 +76,12 @@ def sources_of(session: Session, enrollment: Enrollment) -> list[str]:
     return sorted(kinds)
 
 
-def open_grant_enrollments(session: Session, user_id: str, org: str) -> None:
-    """Create the enrollments a user's grants open and it does not have yet (on first look)."""
+def open_grant_enrollments(session: Session, user_id: str, org: str) -> set[str]:
+    """Create the enrollments a user's grants open and it does not have yet (on first look);
+    returns the ids of the courses its grants open."""
     rows = session.execute(_grant_courses(user_id, org)).all()
     if not rows:
-        return
+        return set()
     known = set(
         session.execute(
             select(Enrollment.course_id, EnrollmentSource.ref)
@@ -97,20 +98,67 @@ def open_grant_enrollments(session: Session, user_id: str, org: str) -> None:
         batch = new_id()
         bulk.add_target_values(session, batch, missing)
         bulk.enroll_batch(session, batch, utcnow())
+    return {course_id for course_id, _ in rows}
+
+
+def open_holder_enrollments(session: Session, grant: Grant) -> None:
+    """Enroll every holder of an active grant of an active product at once: its user, or every
+    current member of its organization (a company grant), so reports count them from the grant
+    or the product's activation on rather than from each learner's first look."""
+    if grant.status != ACTIVE or grant.seats is not None:
+        return  # a purchaser's seats open nothing to the purchaser; its seat grants do
+    product = session.get(Product, grant.product_id)
+    if product is None or product.status != ACTIVE:
+        return  # opened when ProductActivated arrives
+    if grant.user_id is not None:
+        open_grant_enrollments(session, grant.user_id, grant.org_id)
+        return
+    organization = grant.organization_id or grant.org_id
+    courses = list(session.scalars(select(ProductCourse.course_id).where(ProductCourse.product_id == product.id)))
+    members = session.scalars(
+        select(User.id).where(User.org_id == organization, User.disabled_at.is_(None), User.merged_into.is_(None))
+    )
+    rows = [
+        {"org_id": organization, "user_id": user_id, "course_id": course_id, "kind": "grant", "ref": grant.id}
+        for user_id in members
+        for course_id in courses
+    ]
+    if rows:
+        batch = new_id()
+        bulk.add_target_values(session, batch, rows)
+        bulk.enroll_batch(session, batch, utcnow(), large=len(rows) > 10_000)
+
+
+def open_product_enrollments(session: Session, product_id: str) -> None:
+    """The product turned active: every active grant of it opens its courses to its holders."""
+    for grant in session.scalars(select(Grant).where(Grant.product_id == product_id, Grant.status == ACTIVE)):
+        open_holder_enrollments(session, grant)
 
 
 def my_courses(session: Session, who: Actor) -> list[dict[str, Any]]:
-    """Every course the caller may learn now, with its enrollment, progress and sources."""
-    open_grant_enrollments(session, who.user, who.org)
+    """Every course the caller may learn now, with its enrollment, progress and sources.
+
+    The same rules as :func:`sources_of`, in a fixed number of queries whatever the number of
+    courses: a learner's list is read on every visit to its dashboard.
+    """
+    granted = {who.org: open_grant_enrollments(session, who.user, who.org)}
+    if not _user_open(session, who.user):
+        return []
     query = (
         select(Enrollment, Course.title)
         .join(Course, Course.id == Enrollment.course_id)
-        .where(Enrollment.user_id == who.user)
+        .where(Enrollment.user_id == who.user, Course.status == PUBLISHED, Enrollment.access_closed_at.is_(None))
         .order_by(Enrollment.enrolled_at, Enrollment.id)
     )
+    rows = session.execute(query).all()
+    kinds = _other_sources(session, who.user)
+    for org in {enrollment.org_id for enrollment, _ in rows} - set(granted):
+        granted[org] = _granted_courses(session, who.user, org)
     items = []
-    for enrollment, title in session.execute(query):
-        sources = sources_of(session, enrollment)
+    for enrollment, title in rows:
+        sources = set(kinds.get(enrollment.id, ()))
+        if enrollment.course_id in granted[enrollment.org_id]:
+            sources.add("grant")
         if sources:
             items.append(
                 {
@@ -119,10 +167,28 @@ def my_courses(session: Session, who: Actor) -> list[dict[str, Any]]:
                     "enrollment_id": enrollment.id,
                     "progress_percent": enrollment.progress_percent,
                     "status": enrollment.status,
-                    "sources": sources,
+                    "sources": sorted(sources),
                 }
             )
     return items
+
+
+def _other_sources(session: Session, user_id: str) -> dict[str, set[str]]:
+    """enrollment id -> the kinds of its active sources other than grants, for one user."""
+    query = (
+        select(EnrollmentSource.enrollment_id, EnrollmentSource.kind)
+        .join(Enrollment, Enrollment.id == EnrollmentSource.enrollment_id)
+        .where(Enrollment.user_id == user_id, EnrollmentSource.active.is_(True), EnrollmentSource.kind != "grant")
+    )
+    kinds: dict[str, set[str]] = {}
+    for enrollment_id, kind in session.execute(query):
+        kinds.setdefault(enrollment_id, set()).add(kind)
+    return kinds
+
+
+def _granted_courses(session: Session, user_id: str, org: str) -> set[str]:
+    subquery = _grant_courses(user_id, org).subquery()
+    return set(session.scalars(select(subquery.c.course_id).distinct()))
 
 
 # --- enrollments ------------------------------------------------------------------------------------
@@ -389,7 +455,8 @@ def complete_assignments(session: Session, user_id: str, target_id: str, now: da
     )
     for assignment in session.scalars(query):
         assignment.completed_at = now
-        payload = {**assignment_fields(assignment), "completed_at": stamp(now), "late": now.date() > assignment.due_on}
+        late = replica.local_today(session, assignment.org_id, now) > assignment.due_on
+        payload = {**assignment_fields(assignment), "completed_at": stamp(now), "late": late}
         publish(session, contract.ASSIGNMENT_COMPLETED, assignment.org_id, payload)
 
 

@@ -1,6 +1,7 @@
 """Enrollment's tables: replicas of catalog and identity, and the learning record itself.
 
-Replicas (``Course``, ``Product``, ``Program``, ``Quiz``, ``Cohort``, ``User``, ``Location``)
+Replicas (``Course``, ``Product``, ``Program``, ``Quiz``, ``Cohort``, ``User``, ``Organization``,
+``Location``)
 are built only from events and keep the aggregate ``version`` (catalog) or the event time
 (identity) so that a late, older event never overwrites a newer state.
 """
@@ -109,6 +110,10 @@ class Cohort(Base):
     title: Mapped[str] = mapped_column(TITLE)
     course_ids: Mapped[list[str]] = mapped_column(JSON)
     version: Mapped[int] = mapped_column(Integer)
+    # How many members it takes; None for a replica row kept before seats were (until its next event).
+    seats: Mapped[int | None] = mapped_column(Integer)
+    # Its instructors read its members (CONTRACT: an instructor sees its cohorts' enrollments).
+    instructor_ids: Mapped[list[str] | None] = mapped_column(JSON)
 
 
 # --- identity replica ---------------------------------------------------------------------------
@@ -137,6 +142,16 @@ class User(Base):
     @property
     def name(self) -> str:
         return f"{self.first_name} {self.last_name}".strip() or self.email
+
+
+class Organization(Base):
+    """An organization's time zone: its dates (assignment due dates) are days in that zone."""
+
+    __tablename__ = "organizations"
+
+    id: Mapped[str] = mapped_column(ORG, primary_key=True)
+    time_zone: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime]
 
 
 class Location(Base):
@@ -292,6 +307,18 @@ class ProgramMember(Base):
     completed_at: Mapped[datetime | None]
 
 
+class CohortMember(Base):
+    """A learner in a cohort: enrolled in its courses (source ``cohort``) while a member."""
+
+    __tablename__ = "cohort_members"
+
+    cohort_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    user_id: Mapped[str] = mapped_column(ID, primary_key=True, index=True)
+    org_id: Mapped[str] = mapped_column(ORG)
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)
+    removed_at: Mapped[datetime | None]
+
+
 # --- assignments ----------------------------------------------------------------------------------
 
 
@@ -324,7 +351,12 @@ class Assignment(Base):
 
 
 class Job(Base):
-    """A large assignment batch run after its 202 answer; polled at ``GET /v1/jobs/{id}``."""
+    """A large assignment batch stored with its request at its 202 answer; polled at
+    ``GET /v1/jobs/{id}``.
+
+    A runner claims it (``running``, ``runner``, ``lease_until``) and carries it out; a job
+    still ``running`` after its lease is one whose runner died, and another runner takes it.
+    """
 
     __tablename__ = "jobs"
 
@@ -338,6 +370,12 @@ class Job(Base):
     created_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    runner: Mapped[str | None] = mapped_column(String(200))
+    started_at: Mapped[datetime | None]
+    lease_until: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_jobs_status_created", "status", "created_at"),)
 
 
 # --- quizzes and certificates ---------------------------------------------------------------------

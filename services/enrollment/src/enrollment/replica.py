@@ -8,8 +8,9 @@ version, so the event time plays that part.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
@@ -19,6 +20,7 @@ from enrollment.models import (
     Course,
     CourseLesson,
     Location,
+    Organization,
     Product,
     ProductCourse,
     Program,
@@ -26,8 +28,10 @@ from enrollment.models import (
     Quiz,
     User,
 )
+from lms_common.envelope import parse_time
 
 M = TypeVar("M", Course, Product, Program, Quiz, Cohort)
+UTC_ZONE = ZoneInfo("UTC")
 
 
 def _newer(session: Session, model: type[M], ident: str, version: int) -> M | None:
@@ -104,10 +108,15 @@ def upsert_quiz(session: Session, org: str, data: Mapping[str, Any]) -> None:
         quiz.questions = list(data["questions"])
 
 
-def upsert_cohort(session: Session, org: str, data: Mapping[str, Any]) -> None:
+def upsert_cohort(session: Session, org: str, data: Mapping[str, Any]) -> tuple[list[str], list[str]] | None:
+    """Keep the cohort; the course ids it gained and lost (for its members), None when stale."""
     cohort = _newer(session, Cohort, data["cohort_id"], data["version"])
-    if cohort is not None:
-        cohort.org_id, cohort.title, cohort.course_ids = org, data["title"], list(data["course_ids"])
+    if cohort is None:
+        return None
+    before, after = list(cohort.course_ids or []), list(dict.fromkeys(data["course_ids"]))
+    cohort.org_id, cohort.title, cohort.course_ids, cohort.seats = org, data["title"], after, data["seats"]
+    cohort.instructor_ids = list(data["instructor_ids"])
+    return [c for c in after if c not in before], [c for c in before if c not in after]
 
 
 def upsert_user(session: Session, data: Mapping[str, Any], at: datetime) -> User | None:
@@ -124,6 +133,30 @@ def upsert_user(session: Session, data: Mapping[str, Any], at: datetime) -> User
             setattr(user, field, data[field] or (None if field in ("location_id", "department") else ""))
     session.flush()
     return user
+
+
+def upsert_organization(session: Session, data: Mapping[str, Any]) -> None:
+    """Keep an organization's time zone as of its ``updated_at`` (a late, older event is dropped)."""
+    at = parse_time(data["updated_at"])
+    org = session.get(Organization, data["org_id"], with_for_update=True)
+    if org is None:
+        session.add(Organization(id=data["org_id"], time_zone=data["time_zone"], updated_at=at))
+    elif at >= org.updated_at:
+        org.time_zone, org.updated_at = data["time_zone"], at
+
+
+def time_zone(session: Session, org: str) -> ZoneInfo:
+    """The organization's time zone; UTC until identity has told us (or for a name unknown here)."""
+    row = session.get(Organization, org)
+    try:
+        return ZoneInfo(row.time_zone) if row is not None else UTC_ZONE
+    except (ValueError, ZoneInfoNotFoundError):
+        return UTC_ZONE
+
+
+def local_today(session: Session, org: str, now: datetime) -> date:
+    """The date it is at ``now`` in the organization's time zone."""
+    return now.astimezone(time_zone(session, org)).date()
 
 
 def add_location(session: Session, data: Mapping[str, Any]) -> None:
@@ -149,8 +182,21 @@ def location_tree(session: Session, org: str, root: str) -> set[str]:
 
 
 def find_user_by_email(session: Session, org: str, email: str) -> User | None:
-    query = select(User).where(User.email == email.lower(), User.merged_into.is_(None))
-    users = list(session.scalars(query))
+    return pick_user(users_by_email(session, [email]).get(email.lower(), []), org)
+
+
+def users_by_email(session: Session, emails: list[str]) -> dict[str, list[User]]:
+    """The users (not merged away) holding each of these emails, in any organization."""
+    found: dict[str, list[User]] = {}
+    if emails:
+        query = select(User).where(User.email.in_({email.lower() for email in emails}), User.merged_into.is_(None))
+        for user in session.scalars(query):
+            found.setdefault(user.email, []).append(user)
+    return found
+
+
+def pick_user(users: list[User], org: str) -> User | None:
+    """The organization's own user with an email, else anyone's."""
     same_org = [user for user in users if user.org_id == org]
-    nobody: list[User | None] = [None]
-    return (same_org or users or nobody)[0]
+    chosen = same_org or users
+    return chosen[0] if chosen else None

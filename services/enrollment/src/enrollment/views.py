@@ -49,5 +49,6 @@ def certificate(row: Certificate) -> dict[str, Any]:
 def job(row: Job) -> dict[str, Any]:
     return {
         "id": row.id, "status": row.status, "kind": row.kind, "result": row.result, "error": row.error,
-        "created_at": row.created_at, "finished_at": row.finished_at,
+        "attempts": row.attempts, "created_at": row.created_at, "started_at": row.started_at,
+        "finished_at": row.finished_at,
     }  # fmt: skip

@@ -6,15 +6,16 @@ from __future__ import annotations
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pika
 import pytest
 from sqlalchemy import func, select
 
+from enrollment import jobs
 from enrollment.app import create_app
-from enrollment.models import Assignment, Enrollment, Grant
+from enrollment.models import Assignment, Enrollment, Grant, Job
 from enrollment.service import SERVICE
 from lms_common import migrations
 from lms_common.consumer import Consumer
@@ -85,8 +86,35 @@ def test_three_seats_and_five_concurrent_hand_outs_grant_exactly_three(world, se
     with ThreadPoolExecutor(5) as pool:
         statuses = sorted(pool.map(hand_out, emails))
     assert statuses == [200, 200, 200, 409, 409]
+    for email in emails:  # identity provisions the pending holders it was told of (and others ask too)
+        send("UserProvisioned", user_event(new_id(), email))
     with make_session_factory(make_engine(settings.database_url))() as session:
         assert session.get(Grant, grant["id"]).seats_used == 3
+        seats = select(func.count()).select_from(Grant).where(Grant.parent_id == grant["id"], Grant.status == "active")
+        assert session.scalar(seats) == 3
+
+
+def test_a_cohort_of_three_seats_takes_exactly_three_of_five_concurrent_members(world, settings):
+    send, caller = world
+    cohort, course = new_id(), new_id()
+    send("CourseUpdated", course_event(course, [new_id()]))
+    data = {"cohort_id": cohort, "version": 1, "title": "Intake", "course_ids": [course], "starts_on": "2027-03-01",
+            "ends_on": "2027-05-31", "seats": 3, "instructor_ids": []}  # fmt: skip
+    send("CohortUpdated", data)
+    users = [new_id() for _ in range(5)]
+    for user in users:
+        send("UserProvisioned", user_event(user))
+
+    def join(user: str) -> int:
+        client, headers, _ = caller(ADMIN)
+        return client.post(f"/v1/cohorts/{cohort}/members", json={"user_ids": [user]}, headers=headers).status_code
+
+    with ThreadPoolExecutor(5) as pool:
+        statuses = sorted(pool.map(join, users))
+    assert statuses == [200, 200, 200, 409, 409]
+    with make_session_factory(make_engine(settings.database_url))() as session:
+        enrolled = select(func.count()).select_from(Enrollment).where(Enrollment.course_id == course)
+        assert session.scalar(enrolled) == 3
 
 
 def test_the_quiz_attempt_limit_holds_under_ten_concurrent_submissions(world, settings):
@@ -127,15 +155,21 @@ def test_a_large_assignment_answers_202_and_the_job_commits_everything(world, se
         ])  # fmt: skip
     client, headers, _ = caller(ADMIN)
     body = {"location_id": location, "course_ids": [course], "due_on": "2030-01-01"}
-    answer = client.post("/v1/assignments", json=body, headers=headers)
-    assert answer.status_code == 202, answer.get_json()
-    job = answer.get_json()
+    stop = threading.Event()
+    jobs.JobRunner.for_database(make_session_factory(engine), settings.database_url, stop).start()
+    try:
+        answer = client.post("/v1/assignments", json=body, headers=headers)
+        assert answer.status_code == 202, answer.get_json()
+        job = answer.get_json()
 
-    def finished() -> Any:
-        state = client.get(f"/v1/jobs/{job['id']}", headers=headers).get_json()
-        return state if state["status"] != "queued" else None
+        def finished() -> Any:
+            state = client.get(f"/v1/jobs/{job['id']}", headers=headers).get_json()
+            return state if state["status"] in ("succeeded", "failed") else None
 
-    assert wait_until(finished, timeout=30)["result"]["assignments"] == 2500
+        result = wait_until(finished, timeout=30)["result"]
+    finally:
+        stop.set()
+    assert (result["assignments"], result["enrollments"]) == (2500, 2500)
     with make_session_factory(engine)() as session:
         assert session.scalar(select(func.count()).select_from(Enrollment)) == 2500
         assert session.scalar(select(func.count()).select_from(Assignment)) == 2500
@@ -143,6 +177,79 @@ def test_a_large_assignment_answers_202_and_the_job_commits_everything(world, se
             session.execute(select(OutboxMessage.event_type, func.count()).group_by(OutboxMessage.event_type)).all()
         )
     assert kinds["AssignmentCreated"] == 2500 and kinds["EnrollmentCreated"] == 2500
+    engine.dispose()
+
+
+def _queued_job(world, settings, users: int = 50) -> str:
+    """A job assigning a course to ``users`` users of one location, stored as the API stores it."""
+    send, _ = world
+    location, course = new_id(), new_id()
+    send("LocationCreated", {"location_id": location, "org_id": ORG, "name": "HQ", "code": "HQ", "parent_id": None})
+    send("CourseUpdated", course_event(course, [new_id()]))
+    for i in range(users):
+        send("UserProvisioned", user_event(new_id(), f"job{i}@example.com", location))
+    items = [{"course_id": course, "program_id": None, "title": "Forklifts"}]
+    request = {"user_ids": None, "locations": [location], "department": None, "items": items,
+               "due_on": "2030-01-01", "mandatory": True}  # fmt: skip
+    engine = make_engine(settings.database_url)
+    with make_session_factory(engine).begin() as session:
+        job_id = jobs.enqueue(session, ORG, request, "admin").id
+    engine.dispose()
+    return job_id
+
+
+def test_a_job_whose_runner_dies_mid_work_is_taken_again_and_has_one_effect(world, settings, monkeypatch):
+    job_id = _queued_job(world, settings)
+    engine = make_engine(settings.database_url)
+    factory = make_session_factory(engine)
+    real = jobs.run_assignment
+
+    def work_then_die(*args: Any, **kwargs: Any) -> Any:
+        real(*args, **kwargs)
+        raise SystemExit("the runner's process is killed before its commit")
+
+    monkeypatch.setattr(jobs, "run_assignment", work_then_die)
+    assert jobs.claim(factory, "dying", lease=timedelta(seconds=1)) == job_id
+    with pytest.raises(SystemExit):
+        jobs.run(factory, job_id, "dying")
+    monkeypatch.setattr(jobs, "run_assignment", real)
+    assert jobs.claim(factory, "survivor") is None  # the dead runner's lease holds a second
+    taken = wait_until(lambda: jobs.claim(factory, "survivor"), timeout=10, interval=0.2)
+    assert taken == job_id
+    assert jobs.run(factory, job_id, "survivor") == "succeeded"
+    with factory() as session:
+        job = session.get(Job, job_id)
+        assert (job.status, job.attempts, job.result["assignments"]) == ("succeeded", 2, 50)
+        assert session.scalar(select(func.count()).select_from(Assignment)) == 50
+        created = select(func.count()).where(OutboxMessage.event_type == "AssignmentCreated")
+        assert session.scalar(created) == 50
+    engine.dispose()
+
+
+def test_a_live_runner_keeps_its_job_after_its_lease(world, settings, monkeypatch):
+    job_id = _queued_job(world, settings, users=5)
+    engine = make_engine(settings.database_url)
+    factory = make_session_factory(engine)
+    working, finish = threading.Event(), threading.Event()
+    real = jobs.run_assignment
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        batch = real(*args, **kwargs)
+        working.set()
+        finish.wait(30)
+        return batch
+
+    monkeypatch.setattr(jobs, "run_assignment", slow)
+    assert jobs.claim(factory, "slow", lease=-timedelta(seconds=1)) == job_id  # its lease is over at once
+    outcome: list[str | None] = []
+    thread = threading.Thread(target=lambda: outcome.append(jobs.run(factory, job_id, "slow")))
+    thread.start()
+    assert working.wait(30)
+    assert jobs.claim(factory, "other") is None  # the job's row is locked by the live runner: skipped
+    finish.set()
+    thread.join(30)
+    assert outcome == ["succeeded"]
+    assert jobs.claim(factory, "other") is None
     engine.dispose()
 
 
@@ -170,3 +277,28 @@ def test_the_worker_carries_out_a_grant_command_from_the_real_broker(settings, a
     finally:
         consumer.stop()
         worker.join(timeout=10)
+
+
+def test_a_batch_of_assignment_commands_on_postgres_has_one_effect_each(world, settings):
+    send, _ = world
+    processor = SERVICE.processor(SERVICE.runtime(settings, TestKeys()))
+    users, course = [new_id() for _ in range(3)], new_id()
+    for user in users:
+        send("UserProvisioned", user_event(user))
+    send("CourseUpdated", course_event(course, [new_id()]))
+
+    def command(person: dict[str, str], key: str) -> Event:
+        data = {"natural_key": key, "person": person, "course_ids": [course], "program_ids": [],
+                "due_on": "2030-01-01", "mandatory": True, "source_event_id": new_id(),
+                "source_event_type": "EmployeeOnboarded", "rule_id": None}  # fmt: skip
+        return Event(type="AssignMandatoryTraining", data=data, orgid=ORG, source="/test")
+
+    events = [command({"user_id": users[0]}, "k0"), command({"email": f"{users[1][:8]}@example.com"}, "k1")]
+    events += [command({"user_id": users[2]}, "k2"), command({"user_id": users[0]}, "k0")]
+    deliveries = [Delivery(event.to_json(), SUITE_EVENTS.routing_key(event), event.id) for event in events]
+    assert [result.outcome.value for result in processor.process(deliveries)] == ["handled"] * 4
+    with make_session_factory(make_engine(settings.database_url))() as session:
+        assigned = session.execute(
+            select(Assignment.user_id, Assignment.natural_key).where(Assignment.course_id == course)
+        )
+        assert sorted(assigned) == sorted(zip(users, ["k0", "k1", "k2"], strict=True))

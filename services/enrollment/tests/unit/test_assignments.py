@@ -1,15 +1,18 @@
 """Mandatory training: bulk by location tree and department, derived status, the overdue sweep,
-recertification cycles, and the command from automation."""
+recertification cycles, the command from automation, and the worker's own sweep."""
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, date, datetime, timedelta
 
 from enrollment_helpers import new_id, ok, outbox_events, refused
 
 from enrollment import assignments
 from enrollment.models import Assignment
+from enrollment.sweeper import OverdueSweeper
 from lms_common.db import make_engine, make_session_factory, session_scope
+from lms_common.testing import wait_until
 
 
 def test_assigning_a_location_includes_its_children_and_enrolls(bus, admin, as_user, settings):
@@ -43,7 +46,7 @@ def test_overdue_is_derived_and_the_sweep_publishes_it_once(bus, admin, settings
     factory = make_session_factory(make_engine(settings.database_url))
     for expected in (1, 0):
         with session_scope(factory) as session:
-            assert assignments.sweep_overdue(session, datetime.now(UTC).date()) == expected
+            assert assignments.sweep_overdue(session, datetime.now(UTC)) == expected
     assert len(outbox_events(settings.database_url, "AssignmentOverdue")) == 1
 
 
@@ -77,6 +80,25 @@ def test_the_command_has_one_effect_per_natural_key_and_waits_for_an_email(bus, 
     assert [(r.user_id, r.natural_key) for r in rows] == [(user, "employee:E-1:course")]
 
 
+def test_training_for_a_disabled_user_waits_until_it_is_provisioned_again(bus, settings):
+    course, user = new_id(), new_id()
+    bus.course(course, [new_id()])
+    bus.user(user, "grace@example.com")
+    bus.send("UserDisabled", {"user_id": user, "disabled_at": "2027-01-31T00:00:00+00:00", "reason": "offboarded"})
+    data = {"natural_key": "employee:E-1:course:cycle:2", "person": {"email": "grace@example.com"},
+            "course_ids": [course], "program_ids": [], "due_on": date(2030, 1, 1).isoformat(), "mandatory": True,
+            "cycle": 2, "source_event_id": new_id(), "source_event_type": "EmployeeOnboarded",
+            "rule_id": None}  # fmt: skip
+    bus.send("AssignMandatoryTraining", data)
+    with make_session_factory(make_engine(settings.database_url))() as session:
+        assert session.query(Assignment).count() == 0
+    bus.send("UserEnabled", {"user_id": user, "enabled_at": "2027-06-01T00:00:00+00:00"})
+    bus.user(user, "grace@example.com")
+    with make_session_factory(make_engine(settings.database_url))() as session:
+        rows = session.query(Assignment).all()
+    assert [(r.user_id, r.cycle) for r in rows] == [(user, 2)]
+
+
 def test_a_local_admin_assigns_only_within_its_locations(bus, as_user):
     mine, other, course = new_id(), new_id(), new_id()
     bus.location(mine)
@@ -90,3 +112,20 @@ def test_a_local_admin_assigns_only_within_its_locations(bus, as_user):
     refused(local.post("/v1/assignments", json={**body, "user_ids": None, "location_id": other}), 422)
     body = {"location_id": other, "course_ids": [course], "due_on": "2030-01-01"}
     refused(local.post("/v1/assignments", json=body), 404)
+
+
+def test_the_worker_sweeps_overdue_assignments_on_its_own(bus, admin, settings):
+    user, course = new_id(), new_id()
+    bus.user(user)
+    bus.course(course, [new_id()])
+    past = (datetime.now(UTC).date() - timedelta(days=2)).isoformat()
+    ok(admin.post("/v1/assignments", json={"user_ids": [user], "course_ids": [course], "due_on": past}), 201)
+    stop = threading.Event()
+    thread = OverdueSweeper(make_session_factory(make_engine(settings.database_url)), stop, every_seconds=0.05).start()
+    try:
+        wait_until(lambda: outbox_events(settings.database_url, "AssignmentOverdue"), timeout=10)
+    finally:
+        stop.set()
+        thread.join(5)
+    [overdue] = outbox_events(settings.database_url, "AssignmentOverdue")
+    assert overdue["data"]["user_id"] == user

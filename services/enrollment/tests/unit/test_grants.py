@@ -109,3 +109,98 @@ def test_another_organizations_ids_answer_404(bus, admin, as_user):
     grant = ok(other_admin.post("/v1/grants", json={"product_id": product, "organization_id": OTHER_ORG}), 201)
     refused(admin.post(f"/v1/grants/{grant['id']}/revoke"), 404)
     refused(admin.get(f"/v1/grants/{grant['id']}"), 404)
+
+
+def provisioned_by_seat(bus, user, email, grant_id):
+    """identity's answer to a pending seat: UserProvisioned caused by SeatsAssigned."""
+    data = {"user_id": user, "email": email, "org_id": ORG, "cause": "SeatsAssigned", "cause_event_id": new_id(),
+            "created": True, "first_name": "", "last_name": "", "department": None, "location_id": None,
+            "kind": "customer", "grant_id": grant_id, "role": "student"}  # fmt: skip
+    bus.send("UserProvisioned", data)
+
+
+def test_invitees_without_an_account_are_announced_pending_then_granted_once(bus, admin, as_user, settings):
+    course, product, buyer, invitee = new_id(), new_id(), new_id(), new_id()
+    bus.course(course, [new_id()])
+    bus.product(product, [course])
+    bus.user(buyer, "buyer@example.com")
+    data = {"natural_key": "invoice:INV-7:product", "product_id": product, "owner": {"user_id": buyer},
+            "invitees": ["Invitee@example.com"]}  # fmt: skip
+    command(bus, "GrantProduct", data)
+    [announced] = outbox_events(settings.database_url, "SeatsAssigned")
+    assert announced["data"]["holders"] == [{"email": "invitee@example.com", "user_id": None, "status": "pending"}]
+    for _ in range(2):  # identity may announce the same person twice
+        provisioned_by_seat(bus, invitee, "invitee@example.com", announced["data"]["grant_id"])
+    [seat] = ok(admin.get(f"/v1/grants?user_id={invitee}"))["items"]
+    assert (seat["product_id"], seat["source"], seat["status"]) == (product, "seat", "active")
+    assert course_ids(as_user("learner", user=invitee)) == [course]
+    granted = [e["data"]["user_id"] for e in outbox_events(settings.database_url, "ProductGranted")]
+    assert granted.count(invitee) == 1
+
+
+def test_a_company_grant_covers_every_member_including_later_ones_until_revoked(bus, admin, as_user, settings):
+    course, lesson, product = new_id(), new_id(), new_id()
+    bus.course(course, [lesson, new_id()])
+    bus.product(product, [course])
+    grant = ok(admin.post("/v1/grants", json={"product_id": product, "organization_id": ORG}), 201)
+    assert grant["organization_id"] == ORG and grant["user_id"] is None
+    later = new_id()
+    bus.user(later, "later@example.com")  # joined the organization after the grant
+    [enrolled] = [e["data"] for e in outbox_events(settings.database_url, "EnrollmentCreated")]
+    assert (enrolled["user_id"], enrolled["course_id"], enrolled["source"]) == (later, course, "grant")
+    member = as_user("learner", user=later)
+    [mine] = ok(member.get("/v1/me/courses"))["items"]
+    assert (mine["course_id"], mine["sources"]) == (course, ["grant"])
+    learning = ok(member.post(f"/v1/enrollments/{mine['enrollment_id']}/lessons/{lesson}/complete"))
+    assert learning["progress_percent"] == 50
+    outsider = as_user("learner", org=OTHER_ORG)
+    assert course_ids(outsider) == []
+    ok(admin.post(f"/v1/grants/{grant['id']}/revoke"))
+    assert course_ids(member) == []
+    refused(member.post(f"/v1/enrollments/{mine['enrollment_id']}/lessons/{new_id()}/complete"), 403, "not_entitled")
+    ok(admin.post("/v1/grants", json={"product_id": product, "organization_id": ORG}), 201)  # granted again
+    [again] = ok(member.get("/v1/me/courses"))["items"]
+    assert (again["enrollment_id"], again["progress_percent"]) == (mine["enrollment_id"], 50)  # history kept
+
+
+def test_a_grant_to_a_client_organization_covers_the_clients_members(bus, as_user):
+    client_org, course, product = "client-org", new_id(), new_id()
+    bus.course(course, [new_id()])
+    bus.product(product, [course])
+    master = as_user("content:grant", clients=[client_org])
+    ok(master.post("/v1/grants", json={"product_id": product, "organization_id": client_org}), 201)
+    assert course_ids(as_user("learner", org=client_org)) == [course]
+    assert course_ids(as_user("learner")) == []  # the master's own people are not the client's
+
+
+def test_a_company_grant_enrolls_the_members_it_finds_at_once_and_skips_disabled_ones(bus, admin, settings):
+    course, product = new_id(), new_id()
+    bus.course(course, [new_id()])
+    bus.product(product, [course])
+    members = [new_id(), new_id()]
+    for number, member in enumerate(members):
+        bus.user(member, f"member{number}@example.com")
+    gone = new_id()
+    bus.user(gone, "gone@example.com")
+    bus.send("UserDisabled", {"user_id": gone, "disabled_at": "2026-11-01T00:00:00Z"})
+    ok(admin.post("/v1/grants", json={"product_id": product, "organization_id": ORG}), 201)
+    enrolled = [e["data"] for e in outbox_events(settings.database_url, "EnrollmentCreated")]
+    assert sorted((e["user_id"], e["course_id"], e["source"]) for e in enrolled) == sorted(
+        (member, course, "grant") for member in members
+    )
+
+
+def test_grants_made_before_activation_enroll_their_holders_when_the_product_activates(bus, admin, learner, settings):
+    course, product, member = new_id(), new_id(), new_id()
+    bus.course(course, [new_id()])
+    bus.product(product, [course], active=False)
+    bus.user(member, "member@example.com")
+    ok(admin.post("/v1/grants", json={"product_id": product, "organization_id": ORG}), 201)
+    ok(admin.post("/v1/grants", json={"product_id": product, "user_id": learner.user}), 201)
+    assert outbox_events(settings.database_url, "EnrollmentCreated") == []
+    bus.product(product, [course], active=True)
+    enrolled = {
+        (e["data"]["user_id"], e["data"]["course_id"])
+        for e in outbox_events(settings.database_url, "EnrollmentCreated")
+    }
+    assert {(member, course), (learner.user, course)} <= enrolled

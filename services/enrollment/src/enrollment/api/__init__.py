@@ -1,5 +1,5 @@
 """Enrollment's REST API, one blueprint per resource."""
 
-from enrollment.api import assignments, certificates, grants, learning, programs, quizzes
+from enrollment.api import assignments, certificates, cohorts, grants, learning, programs, quizzes
 
-BLUEPRINTS = [grants.blp, learning.blp, programs.blp, assignments.blp, quizzes.blp, certificates.blp]
+BLUEPRINTS = [grants.blp, learning.blp, programs.blp, cohorts.blp, assignments.blp, quizzes.blp, certificates.blp]

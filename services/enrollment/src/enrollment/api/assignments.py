@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import date
 from typing import Any
 
 from flask import jsonify
@@ -13,8 +13,9 @@ from enrollment import assignments, jobs, replica, views
 from enrollment.access import LEARN, READ, WRITE, Actor, actor, visible_user
 from enrollment.api import schemas as s
 from enrollment.models import Assignment, Enrollment, Job, Location, User
-from lms_common.api import page, paginate, runtime, unit_of_work
+from lms_common.api import page, paginate, unit_of_work
 from lms_common.auth import require
+from lms_common.db import utcnow
 from lms_common.errors import NotFound
 
 blp = Blueprint("assignments", __name__, url_prefix="/v1", description="Mandatory training")
@@ -23,9 +24,9 @@ blp = Blueprint("assignments", __name__, url_prefix="/v1", description="Mandator
 SYNC_LIMIT = 2_000
 
 
-def today() -> Any:
-    # Due dates are dates; without an organization time zone in the replica, UTC decides.
-    return datetime.now(UTC).date()
+def today(session: Any, org: str) -> date:
+    """Today in the organization's time zone: a due date is a day there."""
+    return replica.local_today(session, org, utcnow())
 
 
 def _audience(session: Any, who: Actor, body: dict[str, Any]) -> tuple[list[str] | None, set[str] | None]:
@@ -60,19 +61,14 @@ def create_assignments(body: dict[str, Any]) -> Any:
                    "mandatory": body["mandatory"]}  # fmt: skip
         users = assignments.users_query(who.org, user_ids, locations, body.get("department"))
         count = len(session.scalars(users.limit(SYNC_LIMIT + 1)).all())
-        if count * len(items) > SYNC_LIMIT:
-            job = Job(org_id=who.org, kind="assignments", request=request, created_by=who.user)
-            session.add(job)
-            session.flush()
-            job_id = job.id
-        else:
+        if count * len(items) <= SYNC_LIMIT:
             batch = jobs.run_assignment(session, who.org, request, who.user)
-            rows = assignments.created(session, batch)
-            return {"count": len(rows), "items": [views.assignment(session, row, today()) for row in rows]}
-    jobs.start(runtime().session_factory, job_id)
+            rows = assignments.created(session, batch.id)
+            now = today(session, who.org)
+            return {"count": len(rows), "items": [views.assignment(session, row, now) for row in rows]}
+        job = views.job(jobs.enqueue(session, who.org, request, who.user))
     # A Response of its own: the 201 schema above would not describe a job.
-    answer = jsonify(id=job_id, status="queued", kind="assignments")
-    return answer, 202, {"Location": f"/v1/jobs/{job_id}"}
+    return jsonify(s.JobOut().dump(job)), 202, {"Location": f"/v1/jobs/{job['id']}"}
 
 
 @blp.route("/assignments", methods=["GET"])
@@ -91,21 +87,22 @@ def list_assignments(args: dict[str, Any]) -> Any:
         scope = who.principal.locations_for(READ)
         if scope is not None and not user_id:
             query = query.where(Assignment.user_id.in_(select(User.id).where(User.location_id.in_(scope))))
+        day = today(session, who.org)
         if args.get("status"):
-            query = _with_status(query, args["status"])
+            query = _with_status(query, args["status"], day)
         rows, cursor = paginate(
             session, query, [Assignment.created_at, Assignment.id], args["limit"], args.get("cursor")
         )
-        return page([views.assignment(session, row, today()) for row in rows], cursor)
+        return page([views.assignment(session, row, day) for row in rows], cursor)
 
 
-def _with_status(query: Any, status: str) -> Any:
+def _with_status(query: Any, status: str, today: date) -> Any:
     """The derived status as a filter: completed, overdue (past due), in progress or assigned."""
     if status == "completed":
         return query.where(Assignment.completed_at.is_not(None))
     query = query.where(Assignment.completed_at.is_(None))
     if status == "overdue":
-        return query.where(Assignment.due_on < today())
+        return query.where(Assignment.due_on < today)
     started = (
         select(Enrollment.id)
         .where(
@@ -114,7 +111,7 @@ def _with_status(query: Any, status: str) -> Any:
         )
         .exists()
     )
-    query = query.where(Assignment.due_on >= today())
+    query = query.where(Assignment.due_on >= today)
     return query.where(started) if status == "in_progress" else query.where(~started)
 
 
@@ -122,7 +119,7 @@ def _with_status(query: Any, status: str) -> Any:
 @require(WRITE, READ)
 @blp.response(200, s.JobOut)
 def get_job(job_id: str) -> Any:
-    """Read a job: queued, succeeded (with its result) or failed"""
+    """Read a job: queued, running (attempt n), succeeded (with its result) or failed (with why)"""
     who = actor()
     with unit_of_work() as session:
         job = session.get(Job, job_id)

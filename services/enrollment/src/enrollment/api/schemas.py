@@ -91,6 +91,13 @@ class Members(StrictSchema):
     user_ids = fields.List(Uuid(), required=True, validate=validate.Length(min=1, max=10_000))
 
 
+class CohortMembersOut(Schema):
+    cohort_id = fields.String()
+    added = fields.List(fields.String())
+    user_ids = fields.List(fields.String())
+    members = fields.Integer()
+
+
 class ProgressQuery(StrictSchema):
     user_id = Uuid()
 
@@ -142,7 +149,9 @@ class JobOut(Schema):
     kind = fields.String()
     result = fields.Dict(allow_none=True)
     error = fields.String(allow_none=True)
+    attempts = fields.Integer()
     created_at = fields.DateTime()
+    started_at = fields.DateTime(allow_none=True)
     finished_at = fields.DateTime(allow_none=True)
 
 

@@ -4,7 +4,8 @@ Natural keys depend only on the fact, never on the event id that carried it, so 
 invoice or employee arriving twice (under any ids) maps to the same keys:
 
 - ``invoice:<invoice_id>:product:<product_id>`` (GrantProduct for an invoice)
-- ``employee:<employee_id>:rule:<rule_id>:course:<course_id>:cycle:1`` (AssignMandatoryTraining)
+- ``employee:<employee_id>:rule:<rule_id>:course:<course_id>:cycle:<n>`` (AssignMandatoryTraining;
+  ``n`` is the employment: 1 for the first start date, 2 for a rehire)
 - ``user:<user_id>:rule:<rule_id>:course:<course_id>:cycle:<n>`` (a recertification cycle)
 - ``<fact>:revoke:<product_id>``, ``<fact>:program:<program_id>:member``,
   ``<fact>:rule:<rule_id>:webhook:<position>``
@@ -149,7 +150,7 @@ def assign(
     return Step("AssignMandatoryTraining", key, data)
 
 
-def training(subject: Subject, event: Event, rule_id: str, action: Mapping[str, Any]) -> list[Step]:
+def training(subject: Subject, event: Event, rule_id: str, action: Mapping[str, Any], *, cycle: int = 1) -> list[Step]:
     """An event-triggered AssignMandatoryTraining: one command per course and per program."""
     person = _need_person(subject)
     due_on = subject.on + timedelta(days=action["due_in_days"])
@@ -164,6 +165,7 @@ def training(subject: Subject, event: Event, rule_id: str, action: Mapping[str, 
             item,
             fact=subject.fact,
             due_on=due_on,
+            cycle=cycle,
             mandatory=action.get("mandatory", True),
             employee_id=subject.employee_id,
         )

@@ -13,13 +13,13 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from automation import commands, metrics, recertification
 from automation.commands import Step, Subject
-from automation.models import Effect, OrgSettings, Rule, Run, SourceEvent, WebhookDelivery
+from automation.models import Effect, Employment, OrgSettings, Rule, Run, SourceEvent, WebhookDelivery
 from automation.rules import TRIGGERS, matches
 from lms_common import outbox
 from lms_common.db import new_id, utcnow
@@ -148,7 +148,25 @@ def plan_action(
         return [commands.webhook(subject, event, rule, position, action)]
     if action.get("every_months"):
         return recertification.plan(session, event, rule_id, subject.on, action)
-    return commands.training(subject, event, rule_id, action)
+    return commands.training(subject, event, rule_id, action, cycle=employment_cycle(session, event, subject))
+
+
+def employment_cycle(session: Session, event: Event, subject: Subject) -> int:
+    """The employment an onboarding starts: 1 for the first start date, 2 for a rehire, and so on.
+
+    The start date is the employment's natural key, so the same onboarding under any event id
+    keeps its cycle (and its training's natural keys).
+    """
+    if event.type != "EmployeeOnboarded" or subject.employee_id is None:
+        return 1
+    known = session.get(Employment, (event.orgid, subject.employee_id, subject.on))
+    if known is not None:
+        return known.cycle
+    mine = (Employment.org_id == event.orgid, Employment.employee_id == subject.employee_id)
+    last = session.scalar(select(func.max(Employment.cycle)).where(*mine)) or 0
+    session.add(Employment(org_id=event.orgid, employee_id=subject.employee_id, start_date=subject.on, cycle=last + 1))
+    session.flush()  # a concurrent worker's row for the same start date is a unique-key race: handled again
+    return last + 1
 
 
 def apply(session: Session, run: Run, event: Event, step: Step) -> dict[str, Any]:

@@ -100,6 +100,19 @@ class Effect(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class Employment(Base):
+    """One employment of an employee, known by its start date: a rehire opens the next cycle of
+    its mandatory training, while the same onboarding sent again stays in its own cycle."""
+
+    __tablename__ = "employments"
+
+    org_id: Mapped[str] = mapped_column(String(TEXT), primary_key=True)
+    employee_id: Mapped[str] = mapped_column(String(TEXT), primary_key=True)
+    start_date: Mapped[date] = mapped_column(Date, primary_key=True)
+    cycle: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class CatalogItem(Base):
     """Replica of catalog's products, courses and programs (highest version wins)."""
 

@@ -60,6 +60,23 @@ def test_the_same_employee_under_a_new_event_id_has_one_effect(harness, settings
     assert sorted(r["status"] for r in ok(admin.get("/v1/runs"))["items"]) == ["duplicate", "succeeded"]
 
 
+def test_a_rehire_opens_the_next_cycle_and_repeats_stay_in_theirs(harness, settings, admin):
+    course = harness.catalog("course")
+    rule = training_rule(admin, "Everyone", [course])
+    first, rehire = employee(), employee(start_date="2027-06-01")
+    offboarded = {"employee_id": "E-1001", "email": "grace@example.com", "last_day": "2027-01-31"}
+    harness.publish(event("EmployeeOnboarded", first), event("EmployeeOffboarded", offboarded))
+    harness.publish(event("EmployeeOnboarded", rehire), event("EmployeeOnboarded", first))
+    harness.publish(event("EmployeeOnboarded", rehire))
+    cycles = sorted(
+        (c["data"]["cycle"], c["data"]["due_on"], c["data"]["natural_key"]) for c in commands(settings.database_url)
+    )
+    assert cycles == [
+        (1, "2026-12-31", f"employee:E-1001:rule:{rule}:course:{course}:cycle:1"),
+        (2, "2027-07-01", f"employee:E-1001:rule:{rule}:course:{course}:cycle:2"),
+    ]
+
+
 def test_a_disabled_rule_does_not_run(harness, settings, admin):
     rule = training_rule(admin, "Everyone", [harness.catalog("course")])
     ok(admin.patch(f"/v1/rules/{rule}", json={"enabled": False}))

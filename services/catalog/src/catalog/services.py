@@ -273,6 +273,12 @@ def course_query(actor: Actor, status: str | None = None, q: str | None = None) 
     return query
 
 
+def _copy_title(title: str) -> str:
+    """``<title> (copy)``, shortening the title so that it still fits its 200 characters."""
+    suffix = " (copy)"
+    return f"{title[: 200 - len(suffix)]}{suffix}"
+
+
 def duplicate_course(session: Session, actor: Actor, course_id: str, title: str | None = None) -> Course:
     """A deep copy as a new draft (modules, lessons, quizzes, SCORM packages), ``derived_from`` it.
 
@@ -281,7 +287,7 @@ def duplicate_course(session: Session, actor: Actor, course_id: str, title: str 
     original = get_course(session, actor, course_id)
     copy = Course(
         org_id=actor.org,
-        title=title or f"{original.title} (copy)",
+        title=title or _copy_title(original.title),
         description=original.description,
         created_by=actor.user,
         status=DRAFT,

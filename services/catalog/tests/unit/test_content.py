@@ -125,3 +125,9 @@ def test_duplicate_is_a_deep_draft_copy(moderator, settings):
     created = [e["data"] for e in outbox_events(settings.database_url) if e["type"] == "CourseCreated"][-1]
     assert created["derived_from"] == ids["course"] and created["quiz_ids"] == [new_quiz]
     assert ok(moderator.post(f"/v1/courses/{copy['id']}/duplicate"), 201)["title"] == "2027 curriculum (copy)"
+
+
+def test_the_copy_of_a_course_with_the_longest_title_keeps_within_the_limit(moderator):
+    course = ok(moderator.post("/v1/courses", json={"title": "x" * 200}), 201)
+    copy = ok(moderator.post(f"/v1/courses/{course['id']}/duplicate"), 201)
+    assert copy["title"] == "x" * 193 + " (copy)"

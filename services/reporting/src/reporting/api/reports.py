@@ -43,7 +43,7 @@ def _stream(name: str, columns: list[str], reading: Reading, *, query: Any, keys
 @blp.arguments(s.CompletionArgs, location="query")
 @blp.response(200, s.CompletionsOut)
 @blp.alt_response(404, description="the location is not in the caller's scope")
-@blp.doc(responses={"200": {"content": {"text/csv": {"schema": {"type": "string"}}}}})
+@blp.doc(responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}})
 def completions(args: dict[str, Any]) -> Any:
     """Completions: enrolled, in progress, completed and rate, by course, program, location or month
 
@@ -65,7 +65,7 @@ def completions(args: dict[str, Any]) -> Any:
 @blp.arguments(s.ComplianceArgs, location="query")
 @blp.response(200, s.ComplianceOut)
 @blp.alt_response(404, description="the location is not in the caller's scope")
-@blp.doc(responses={"200": {"content": {"text/csv": {"schema": {"type": "string"}}}}})
+@blp.doc(responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}})
 def compliance(args: dict[str, Any]) -> Any:
     """Compliance: each mandatory assignment per user with due date and status; overdue per location"""
     with unit_of_work() as session:
@@ -90,7 +90,7 @@ def compliance(args: dict[str, Any]) -> Any:
 @blp.arguments(s.ScopedArgs, location="query")
 @blp.response(200, s.ProgramOut)
 @blp.alt_response(404, description="no such program in the caller's scope")
-@blp.doc(responses={"200": {"content": {"text/csv": {"schema": {"type": "string"}}}}})
+@blp.doc(responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}})
 def program(args: dict[str, Any], program_id: str) -> Any:
     """Program analytics: members against learners who started, completions per course, pace
 
@@ -108,7 +108,7 @@ def program(args: dict[str, Any], program_id: str) -> Any:
 @require(REPORTS, LEARNER)
 @blp.response(200, s.TranscriptOut)
 @blp.alt_response(404, description="no such learner in the caller's scope")
-@blp.doc(responses={"200": {"content": {"text/csv": {"schema": {"type": "string"}}}}})
+@blp.doc(responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}})
 def transcript(user_id: str) -> Any:
     """A learner's transcript: courses, programs, assignments and certificates
 
@@ -128,7 +128,7 @@ def transcript(user_id: str) -> Any:
 @require(REPORTS)
 @blp.arguments(s.AuditArgs, location="query")
 @blp.response(200, s.AuditOut)
-@blp.doc(responses={"200": {"content": {"text/csv": {"schema": {"type": "string"}}}}})
+@blp.doc(responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}})
 def audit(args: dict[str, Any]) -> Any:
     """Audit: who completed which course or program and when, with score and certificate code"""
     with unit_of_work() as session:

@@ -61,6 +61,7 @@ def test_every_relay_runs_and_reports_its_outbox(suite: Suite, service: str) -> 
     assert wait_until(lambda: empty_outbox in _safe(suite.relay_metrics, service), timeout=60)
 
 
+@pytest.mark.stops_suite
 def test_ctrl_c_stops_every_process(suite: Suite) -> None:
     stop_suite(suite)
     assert suite.process.returncode is not None

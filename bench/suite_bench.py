@@ -1,0 +1,145 @@
+"""The whole suite as real processes (tests-e2e/harness.py), benchmarked end to end.
+
+Figures: invoices in a burst (10,000 and a tenth), the latency of one invoice at 10 per second,
+onboarding in bulk (50,000 employees and a tenth; 500,000 with LMS_BENCH_HUGE=1), authenticated
+reads under 32 connections against a bare JWT endpoint, and the peak memory of every API,
+worker and relay process during the burst and bulk runs. BENCH_SCALE multiplies every size.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import api_bench
+import pipeline_bench as pipe
+import requests
+from harness import remove_suite, start_suite
+from memory import PeakRss
+from suite_client import Client
+
+Row = tuple[str, float, str, str, float | None, float | None]  # name, figure, unit, target, ceiling, ratio
+
+
+def _sizes(scale: float) -> tuple[int, list[int]]:
+    invoices = max(100, round(10_000 * scale))
+    employees = [max(100, round(50_000 * scale / 10)), max(100, round(50_000 * scale))]
+    if os.environ.get("LMS_BENCH_HUGE"):
+        employees.append(round(500_000 * scale))
+    return invoices, employees
+
+
+def run(scale: float = 1.0) -> list[Row]:
+    port_base = int(os.environ.get("LMS_E2E_PORT_BASE", "25000"))
+    workers = os.environ.get("LMS_API_WORKERS", "2")
+    env = {"LMS_API_WORKERS": workers, "LMS_LOG_LEVEL": os.environ.get("LMS_LOG_LEVEL", "WARNING")}
+    invoices, employees = _sizes(scale)
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="lms-bench-") as work:
+        started = time.perf_counter()
+        suite = start_suite(Path(work), port_base=port_base, extra_env=env)
+        print(f"  suite started in {time.perf_counter() - started:.0f} s (API workers {workers})", flush=True)
+        try:
+            client = Client(suite)
+            rows += _latency_and_api(client, suite, scale, port_base)
+            rows += _throughput(client, suite, invoices, employees)
+        finally:
+            remove_suite(suite)
+    return rows
+
+
+def _latency_and_api(client: Client, suite, scale: float, port_base: int) -> list[Row]:  # type: ignore[no-untyped-def]
+    samples = max(30, round(200 * scale))
+    rtt50, rtt99 = pipe.raw_round_trip_ms(suite, samples)
+    email, password = f"buyer-{uuid.uuid4().hex[:8]}@bench.example", "Bench-password-1234"
+    times = pipe.latency(client, suite, email, password, samples=samples)
+    p50, p99 = pipe.summary(times)
+    rows: list[Row] = [
+        ("raw publish/consume round trip p50 (ms)", rtt50, "ms", "ceiling", None, None),
+        ("raw publish/consume round trip p99 (ms)", rtt99, "ms", "ceiling", None, None),
+        (f"2. InvoicePaid -> GET /v1/me/courses p50 ({len(times)} at 10/s)", p50, "ms", "< 30 ms", rtt50, p50 / rtt50),
+        (f"2. InvoicePaid -> GET /v1/me/courses p99 ({len(times)} at 10/s)", p99, "ms", "< 150 ms", rtt99, p99 / rtt99),
+    ]
+    learner = client.learner_token(email, password)
+    seconds = max(5.0, 15 * min(1.0, scale * 10))
+    results = api_bench.run(suite, client.token, learner, seconds, port_base + 300)
+    bare_rate = results[0][1]
+    for name, rate, p99_ms, errors in results:
+        is_bare = name.startswith("bare")
+        note = f" [{errors} errors]" if errors else ""
+        rows.append(
+            (
+                f"4. {name} (req/s, {api_bench.generator()}){note}",
+                rate,
+                "req/s",
+                "ceiling" if is_bare else ">= 0.5 x bare",
+                None if is_bare else bare_rate,
+                None if is_bare else rate / bare_rate,
+            )
+        )
+        rows.append((f"4. {name} p99 (ms)", p99_ms, "ms", "" if is_bare else "< 25 ms", None, None))
+    return rows
+
+
+def _throughput(client: Client, suite, invoices: int, employees: list[int]) -> list[Row]:  # type: ignore[no-untyped-def]
+    raw = pipe.raw_consume_rate(suite, invoices)
+    rows: list[Row] = [("raw pika consume, manual ack (events/s)", raw, "events/s", "ceiling", None, None)]
+    memory: dict[str, float] = {}
+    limit = float(os.environ.get("BENCH_WAIT_SECONDS", "180"))
+    for count in (max(100, invoices // 10), invoices):
+        with PeakRss(suite.process.pid) as peaks:
+            seconds, done = pipe.invoices(client, suite, count, timeout=limit)
+        _merge(memory, peaks.by_label())
+        seconds, name = _projected(seconds, done, count, f"{count:,} InvoicePaid")
+        rate = count / seconds
+        rows.append((f"1. {name}, end to end (invoices/s)", rate, "invoices/s", ">= 500/s (1,000)", raw, rate / raw))
+        rows.append((f"5. {name}, cost per 1,000 (s)", 1000 * seconds / count, "s", "flat", None, None))
+    for count in employees:
+        with PeakRss(suite.process.pid) as peaks:
+            seconds, done = pipe.onboarding(client, suite, count, timeout=limit)
+        _merge(memory, peaks.by_label())
+        seconds, name = _projected(seconds, done, count, f"{count:,} EmployeeOnboarded x 3 courses")
+        target = "< 60 s" if count == employees[1] else ""
+        rows.append((f"3. {name} (s)", seconds, "s", target, None, None))
+        rows.append((f"5. {name}, cost per 1,000 (s)", 1000 * seconds / count, "s", "flat", None, None))
+    _print_handler_time(suite)
+    for label, mib in memory.items():
+        rows.append((f"6. peak RSS {label} (MiB)", mib, "MiB", "< 200 MB", None, None))
+    return rows
+
+
+def _projected(seconds: float, done: int, count: int, name: str) -> tuple[float, str]:
+    """A run cut short by BENCH_WAIT_SECONDS is reported at its pace: time x count / done."""
+    if done >= count:
+        return seconds, name
+    if done == 0:
+        return float("inf"), f"{name} [none done in {seconds:.0f} s]"
+    return seconds * count / done, f"{name} [projected: {done:,} in {seconds:.0f} s]"
+
+
+def _print_handler_time(suite) -> None:  # type: ignore[no-untyped-def]
+    """Where the workers spent their time: handler seconds and ms per event, from /metrics."""
+    print("  worker handler time over the whole run (service, event: events, seconds, ms/event):")
+    for service in ("identity", "catalog", "enrollment", "automation", "reporting"):
+        try:
+            text = suite.worker_metrics(service)
+        except requests.RequestException:
+            continue
+        sums, counts = {}, {}
+        for line in text.splitlines():
+            found = re.match(r'lms_consumer_handling_seconds_(sum|count)\{event_type="(\w+)".*\} (\S+)', line)
+            if found:
+                (sums if found.group(1) == "sum" else counts)[found.group(2)] = float(found.group(3))
+        for event_type, seconds in sorted(sums.items(), key=lambda item: -item[1])[:4]:
+            n = counts.get(event_type, 0)
+            if n >= 100:
+                print(f"    {service:<10} {event_type:<24} {n:>8.0f} {seconds:>8.1f} s {1000 * seconds / n:>7.2f}")
+
+
+def _merge(into: dict[str, float], peaks: dict[str, float]) -> None:
+    for label, mib in peaks.items():
+        into[label] = max(into.get(label, 0.0), mib)

@@ -9,12 +9,14 @@ PACKAGES := libs/common $(addprefix services/,$(SERVICES))
 PYTEST := $(PY) -m pytest -q
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: help install run unit integration e2e test lint format bench asyncapi clean
+.PHONY: help install run unit integration e2e fuzz fuzz-ci chaos chaos-bounded test lint format bench asyncapi clean
 
 help:
 	@echo "make run          install, migrate and start every service on this machine"
-	@echo "make test         unit, integration and end-to-end tests"
-	@echo "make unit | integration | e2e | lint | bench | asyncapi"
+	@echo "make test         unit, integration, end-to-end, bounded fuzz and bounded chaos"
+	@echo "make fuzz         schemathesis against every service's API (300 examples per operation)"
+	@echo "make chaos        the fault and attack suite at full size (make chaos-bounded: the CI size)"
+	@echo "make unit | integration | e2e | fuzz-ci | chaos-bounded | lint | bench | asyncapi"
 
 $(STAMP): requirements-dev.txt constraints.txt $(addsuffix /pyproject.toml,$(PACKAGES))
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,7 +44,28 @@ integration: install
 e2e: install
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PYTEST) tests-e2e
 
-test: unit integration e2e
+# schemathesis against every service of a suite of its own (fuzz/run.py): no 5xx, responses as
+# documented, invalid input refused. `fuzz-ci` is the bounded run `make test` includes.
+FUZZ_EXAMPLES ?= 300
+FUZZ_CI_EXAMPLES ?= 10
+
+fuzz: install
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) fuzz/run.py --max-examples $(FUZZ_EXAMPLES) --stateful
+
+fuzz-ci: install
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) fuzz/run.py --max-examples $(FUZZ_CI_EXAMPLES)
+
+# The fault suite starts its own PostgreSQL and RabbitMQ (ports from LMS_E2E_PORT_BASE, default
+# 23000); CHAOS_SCALE multiplies its counts (5,000 invoices at 1).
+CHAOS_CI_SCALE ?= 0.02
+
+chaos: install
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PYTEST) -s --timeout 3600 chaos
+
+chaos-bounded: install
+	PATH="$(abspath $(VENV))/bin:$$PATH" CHAOS_SCALE=$(CHAOS_CI_SCALE) $(PYTEST) -s --timeout 1200 chaos
+
+test: unit integration e2e fuzz-ci chaos-bounded
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -2,8 +2,9 @@
 
 - Kubernetes: every object of deploy/kubernetes/lms.yaml validates against the Kubernetes
   OpenAPI schemas (kubernetes-validate, strict: unknown fields are errors) for the oldest and
-  newest versions we support; the operators' kinds (RabbitmqCluster, CloudNativePG Cluster,
-  ServiceMonitor, PrometheusRule), which it has no schema for, against deploy/kubernetes/schemas/.
+  newest versions we support; the operators' kinds (RabbitmqCluster, the topology operator's
+  User, Permission and TopicPermission, CloudNativePG Cluster, ServiceMonitor, PrometheusRule),
+  which it has no schema for, against deploy/kubernetes/schemas/.
   Then what no schema sees: names that refer to each other (selectors, ports, Secrets, HPA
   targets), probes, security settings, and one Deployment per line of the Procfile.
 - Prometheus: alerts.yml is well formed and names only metrics the suite or its exporters
@@ -41,6 +42,9 @@ CRD_SCHEMAS = {
     ("postgresql.cnpg.io/v1", "Cluster"): "cnpg-cluster.json",
     ("monitoring.coreos.com/v1", "ServiceMonitor"): "servicemonitor.json",
     ("monitoring.coreos.com/v1", "PrometheusRule"): "prometheusrule.json",
+    ("rabbitmq.com/v1beta1", "User"): "rabbitmq-user.json#/$defs/user",
+    ("rabbitmq.com/v1beta1", "Permission"): "rabbitmq-user.json#/$defs/permission",
+    ("rabbitmq.com/v1beta1", "TopicPermission"): "rabbitmq-user.json#/$defs/topicPermission",
 }
 # Metric name prefixes a rule or panel may use: the suite's, RabbitMQ's plugin, kube-state-metrics.
 METRIC_PREFIXES = ("lms_", "rabbitmq_", "kube_")
@@ -75,8 +79,7 @@ def validate_schemas(docs: list[dict[str, Any]]) -> dict[str, int]:
     for doc in docs:
         key = (doc.get("apiVersion"), doc.get("kind"))
         if key in CRD_SCHEMAS:
-            schema = registry.contents(CRD_SCHEMAS[key])  # type: ignore[index]
-            validator = jsonschema.Draft202012Validator(schema, registry=registry)
+            validator = jsonschema.Draft202012Validator({"$ref": CRD_SCHEMAS[key]}, registry=registry)
             for error in validator.iter_errors(doc):
                 path = ".".join(str(part) for part in error.absolute_path)
                 problem(name_of(doc), f"{path}: {error.message}")
@@ -118,6 +121,7 @@ def check_references(docs: list[dict[str, Any]]) -> None:
     check_services(objects)
     check_scaling(objects)
     check_monitors(objects)
+    check_broker_users(objects)
     databases = {c["spec"]["bootstrap"]["initdb"]["database"] for c in objects.get("Cluster", {}).values()}
     check_processes(objects.get("Deployment", {}), objects.get("Job", {}), databases)
 
@@ -151,9 +155,11 @@ def check_pod(where: str, owner: dict[str, Any], objects: Objects) -> None:
 
 
 def check_environment(where: str, container: dict[str, Any], objects: Objects) -> None:
-    # Secrets the operators create: <RabbitmqCluster>-default-user and <Cluster>-app. lms-bootstrap
-    # is made by hand (README) and optional, so envFrom secretRef is not checked.
+    # Secrets the operators create: <RabbitmqCluster>-default-user, <User>-user-credentials and
+    # <Cluster>-app. lms-bootstrap is made by hand (README) and optional, so envFrom secretRef is
+    # not checked.
     secrets = {f"{name}-default-user" for name in objects.get("RabbitmqCluster", {})}
+    secrets |= {f"{name}-user-credentials" for name in objects.get("User", {})}
     secrets |= {f"{name}-app" for name in objects.get("Cluster", {})}
     hosts = set(objects.get("RabbitmqCluster", {})) | {f"{name}-rw" for name in objects.get("Cluster", {})}
     for source in container.get("envFrom", []):
@@ -171,6 +177,30 @@ def check_environment(where: str, container: dict[str, Any], objects: Objects) -
             if host not in hosts:
                 problem(where, f"{item['name']} connects to {host}, which no operator serves")
         defined.add(item["name"])
+
+
+def check_broker_users(objects: Objects) -> None:
+    """Every grant names a User and the RabbitmqCluster; every service's processes connect as
+    their own user, never as the cluster's administrator."""
+    clusters, users = set(objects.get("RabbitmqCluster", {})), set(objects.get("User", {}))
+    for kind in ("User", "Permission", "TopicPermission"):
+        for name, grant in objects.get(kind, {}).items():
+            if grant["spec"]["rabbitmqClusterReference"]["name"] not in clusters:
+                problem(f"{kind}/{name}", "names a RabbitmqCluster that does not exist")
+            reference = grant["spec"].get("userReference", {}).get("name")
+            if kind != "User" and reference not in users:
+                problem(f"{kind}/{name}", f"grants to User {reference}, which does not exist")
+    for kind in ("Deployment", "Job"):
+        for name, owner in objects.get(kind, {}).items():
+            service = owner["metadata"]["labels"].get("app.kubernetes.io/name")
+            pod = owner["spec"]["template"]["spec"]
+            for container in pod.get("initContainers", []) + pod["containers"]:
+                for item in container.get("env", []):
+                    secret = item.get("valueFrom", {}).get("secretKeyRef", {}).get("name", "")
+                    if secret.endswith("-default-user") or (
+                        secret.endswith("-user-credentials") and secret != f"lms-{service}-user-credentials"
+                    ):
+                        problem(f"{kind}/{name}", f"connects to the broker with Secret {secret}, not its own user")
 
 
 def check_probes(deployments: dict[str, Any]) -> None:

@@ -5,7 +5,8 @@
 
 Fourteen Deployments differ only by service, process type and port, so they are generated
 rather than copied by hand; lms.yaml is committed so that `kubectl apply` needs no Python.
-Needs the RabbitMQ cluster operator, CloudNativePG and the Prometheus operator (README).
+Needs the RabbitMQ cluster and messaging topology operators, CloudNativePG and the Prometheus
+operator (README).
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from typing import Any
 
 import yaml
 
+from lms_common.broker_users import BrokerUser
+from lms_common.broker_users import load as load_broker_users
+
 HERE = Path(__file__).resolve().parent
 DEPLOY = HERE.parent
 OUTPUT = HERE / "lms.yaml"
@@ -25,6 +29,7 @@ OUTPUT = HERE / "lms.yaml"
 NAMESPACE = "lms"
 IMAGE = "lms-suite:latest"  # `kustomize edit set image lms-suite=<registry>/lms-suite:<tag>` (README)
 RABBITMQ = "lms-rabbitmq"  # the RabbitmqCluster; its operator creates Service lms-rabbitmq and Secret ...-default-user
+VHOST = "/"
 USER_ID = 10001  # the Dockerfile's `lms` user
 
 # service -> API port and process types (the Procfile's; reporting publishes nothing, so no relay).
@@ -115,9 +120,14 @@ def secret_env(name: str, secret: str, key: str) -> dict[str, Any]:
 def environment(service: str, process: str, port: int) -> list[dict[str, Any]]:
     """Credentials come from the operators' Secrets; Kubernetes expands $(VAR) from earlier entries."""
     env = [
-        secret_env("RABBITMQ_USERNAME", f"{RABBITMQ}-default-user", "username"),
-        secret_env("RABBITMQ_PASSWORD", f"{RABBITMQ}-default-user", "password"),
-        {"name": "LMS_AMQP_URL", "value": f"amqp://$(RABBITMQ_USERNAME):$(RABBITMQ_PASSWORD)@{RABBITMQ}:5672/%2F"},
+        # the service's own least-privilege broker user (deploy/rabbitmq/users.json), whose
+        # credentials the topology operator writes to Secret <user>-user-credentials
+        secret_env("RABBITMQ_USERNAME", f"lms-{service}-user-credentials", "username"),
+        secret_env("RABBITMQ_PASSWORD", f"lms-{service}-user-credentials", "password"),
+        {
+            "name": f"LMS_{service.upper()}_AMQP_URL",
+            "value": f"amqp://$(RABBITMQ_USERNAME):$(RABBITMQ_PASSWORD)@{RABBITMQ}:5672/%2F",
+        },
         secret_env("DATABASE_USERNAME", f"{service}-db-app", "username"),
         secret_env("DATABASE_PASSWORD", f"{service}-db-app", "password"),
         {
@@ -363,6 +373,48 @@ def rabbitmq() -> dict[str, Any]:
     }
 
 
+def broker_user_objects(user: BrokerUser) -> list[dict[str, Any]]:
+    """A User (the operator generates its credentials), its Permission and its TopicPermission on
+    the suite's exchange: the same rights as `python -m lms_common.broker_users apply` grants."""
+    cluster = {"name": RABBITMQ}
+    reference = {"name": user.name}
+    return [
+        {
+            "apiVersion": "rabbitmq.com/v1beta1",
+            "kind": "User",
+            "metadata": meta(user.name),
+            "spec": {"rabbitmqClusterReference": cluster, "tags": []},
+        },
+        {
+            "apiVersion": "rabbitmq.com/v1beta1",
+            "kind": "Permission",
+            "metadata": meta(f"{user.name}-permission"),
+            "spec": {
+                "vhost": VHOST,
+                "userReference": reference,
+                "permissions": {"configure": user.configure, "write": user.write, "read": user.read},
+                "rabbitmqClusterReference": cluster,
+            },
+        },
+        {
+            "apiVersion": "rabbitmq.com/v1beta1",
+            "kind": "TopicPermission",
+            "metadata": meta(f"{user.name}-topic-permission"),
+            "spec": {
+                "vhost": VHOST,
+                "userReference": reference,
+                "permissions": {"exchange": CONFIG["LMS_EXCHANGE"], "write": user.topic_write, "read": user.topic_read},
+                "rabbitmqClusterReference": cluster,
+            },
+        },
+    ]
+
+
+def broker_users() -> list[dict[str, Any]]:
+    users = load_broker_users(DEPLOY / "rabbitmq" / "users.json", exchange=CONFIG["LMS_EXCHANGE"])
+    return [document for user in users for document in broker_user_objects(user)]
+
+
 def service_monitor(name: str, match: dict[str, str], port: str, path: str = "/metrics") -> dict[str, Any]:
     # job=<name> as in deploy/prometheus/prometheus.yml, so the alert rules and the dashboard serve both
     return {
@@ -429,6 +481,7 @@ def documents() -> list[dict[str, Any]]:
         },
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta("lms-config"), "data": CONFIG},
         rabbitmq(),
+        *broker_users(),
     ]
     for service, spec in SERVICES.items():
         docs.append(database(service))

@@ -194,6 +194,22 @@ class Lms:
             total += int(sum(float(v) for v in pattern.findall(text)))
         return total
 
+    def failures(self) -> int:
+        """Batches the workers rolled back and relay cycles abandoned because the database or the
+        broker failed, since each process last started (worker and relay /metrics)."""
+        total = 0
+        for metric, services, read in (
+            ("lms_consumer_batch_failures_total", WORKERS, self.suite.worker_metrics),
+            ("lms_outbox_relay_failures_total", RELAYS, self.suite.relay_metrics),
+        ):
+            pattern = re.compile(rf"^{metric}\{{[^}}]*\}} ([0-9.e+]+)$", re.MULTILINE)
+            for service in services:
+                try:
+                    total += int(sum(float(v) for v in pattern.findall(read(service))))
+                except requests.RequestException:
+                    continue
+        return total
+
     def wait_drained(self, done: Callable[[], bool], timeout: float) -> bool:
         """Until ``done`` holds, every outbox is empty and every live queue is empty, twice in a row."""
         deadline, calm = time.monotonic() + timeout, 0

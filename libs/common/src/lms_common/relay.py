@@ -133,6 +133,7 @@ class Relay:
                 self._housekeeping()
                 backoff.reset()
             except RELAY_ERRORS as exc:
+                metrics.OUTBOX_RELAY_FAILURES.labels(self.service).inc()
                 delay = backoff.next()
                 log.warning("relay cycle failed", error=repr(exc), retry_in=delay)
                 stop.wait(delay)

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from lms_common import outbox
+from lms_common import metrics, outbox
+from lms_common import relay as relay_module
 from lms_common.context import correlation
 from lms_common.db import session_scope, utcnow
 from lms_common.envelope import Event, decode
 from lms_common.memorybus import InMemoryBus
-from lms_common.messaging import OutgoingMessage, PublishError, PublishOutcome
+from lms_common.messaging import Confirm, OutgoingMessage, PublishError, PublishOutcome
 from lms_common.outbox import OutboxMessage
 from lms_common.relay import Relay
 
@@ -142,3 +144,31 @@ def test_relay_takes_at_most_one_batch(
     add_committed(session_factory, *(make_event("UserDisabled") for _ in range(5)))
     relay = Relay("test", session_factory, bus, batch_size=2)
     assert [relay.relay_once() for _ in range(4)] == [2, 2, 1, 0]
+
+
+class BrokerLostTwice:
+    """Loses the connection on the first two batches, then stops the relay on the third."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        self.stop, self.attempts = stop, 0
+
+    def publish_batch(self, messages: Sequence[OutgoingMessage]) -> list[PublishOutcome]:
+        self.attempts += 1
+        if self.attempts <= 2:
+            raise PublishError("connection lost")
+        self.stop.set()
+        return [PublishOutcome(Confirm.CONFIRMED) for _ in messages]
+
+
+def test_abandoned_cycles_are_counted_and_retried(
+    session_factory: sessionmaker[Session], make_event: Callable[..., Event], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(relay_module.Backoff, "next", lambda self: 0.0)
+    stop = threading.Event()
+    broker = BrokerLostTwice(stop)
+    add_committed(session_factory, make_event("UserDisabled"))
+    counter = metrics.OUTBOX_RELAY_FAILURES.labels("counted")
+    before = counter._value.get()
+    Relay("counted", session_factory, broker).run(stop, relay_module.PollWaker(stop, interval=0.0))
+    assert counter._value.get() - before == 2
+    assert rows(session_factory)[0].sent_at is not None

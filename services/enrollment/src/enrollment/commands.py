@@ -19,7 +19,7 @@ from sqlalchemy import String, column, literal, select, union_all, values
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from enrollment import assignments, grants, replica
+from enrollment import assignments, grants, purchases, replica
 from enrollment.models import CommandKey, PendingCommand, User
 from lms_common.db import is_postgres
 from lms_common.envelope import Event
@@ -73,7 +73,7 @@ def handle(session: Session, events: list[Event]) -> None:
     """Commands of one type (one, or a run of them in a batch): the natural keys claimed and
     the addressees found in one statement each, then carried out as one command after the
     other would be; AssignMandatoryTraining set-based, one assignment per kind of command for
-    all the users it names."""
+    all the users it names; GrantProduct set-based but for unusual grants (:mod:`purchases`)."""
     resolved: list[tuple[Event, dict[str, str]]] = []
     firsts = _first_times(session, events)
     field = RUNNERS[events[0].type][0] if events else "person"
@@ -93,6 +93,9 @@ def handle(session: Session, events: list[Event]) -> None:
         resolved.append((event, address))
     if events and events[0].type == "AssignMandatoryTraining":
         _assign_all(session, resolved)
+        return
+    if events and events[0].type == "GrantProduct":
+        purchases.grant_all(session, [(event.orgid, event.data, owner) for event, owner in resolved])
         return
     for event, address in resolved:
         RUNNERS[event.type][1](session, event.orgid, event.data, address)

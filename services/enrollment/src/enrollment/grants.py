@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
@@ -94,7 +95,21 @@ def _publish(  # noqa: PLR0917
         .where(ProductCourse.product_id == row.product_id)
         .order_by(ProductCourse.position)
     )
-    payload: dict[str, Any] = {
+    payload = grant_fields(row, product, list(courses), cause, actor_id)
+    if event_type is contract.PRODUCT_GRANTED:
+        payload |= granted_fields(product, utcnow())
+    else:
+        payload["revoked_at"] = stamp(row.revoked_at)
+    if natural_key:
+        payload["natural_key"] = natural_key
+    publish(session, event_type, row.org_id, payload)
+
+
+def grant_fields(
+    row: Grant, product: Product | None, course_ids: list[str], cause: str, actor_id: str | None
+) -> dict[str, Any]:
+    """The fields ProductGranted and ProductRevoked share."""
+    return {
         "grant_id": row.id,
         "org_id": row.org_id,
         "product_id": row.product_id,
@@ -102,17 +117,15 @@ def _publish(  # noqa: PLR0917
         "user_id": row.user_id,
         "organization_id": row.organization_id,
         "seats": row.seats or 0,
-        "course_ids": list(courses),
+        "course_ids": course_ids,
         "actor_id": actor_id,
         "cause": cause,
     }
-    if event_type is contract.PRODUCT_GRANTED:
-        payload |= {"granted_at": stamp(utcnow()), "product_active": bool(product and product.status == ACTIVE)}
-    else:
-        payload["revoked_at"] = stamp(row.revoked_at)
-    if natural_key:
-        payload["natural_key"] = natural_key
-    publish(session, event_type, row.org_id, payload)
+
+
+def granted_fields(product: Product | None, at: datetime) -> dict[str, Any]:
+    """ProductGranted's own fields: access opens only while the product is active."""
+    return {"granted_at": stamp(at), "product_active": bool(product and product.status == ACTIVE)}
 
 
 def revoke(
@@ -228,7 +241,7 @@ def grant_command(session: Session, org: str, data: Mapping[str, Any], owner: Ma
     """Carry out GrantProduct for a resolved owner (user_id or organization_id)."""
     invitees = list(data.get("invitees") or [])
     seats = data.get("seats") or 1
-    purchase = seats > 1 or bool(invitees)
+    purchase = is_purchase(data)
     row, _ = grant(
         session,
         org,
@@ -241,6 +254,11 @@ def grant_command(session: Session, org: str, data: Mapping[str, Any], owner: Ma
     )
     if invitees:
         assign_seats(session, row.id, invitees, cause="automation")
+
+
+def is_purchase(data: Mapping[str, Any]) -> bool:
+    """GrantProduct for seats to hand out rather than a course list for the owner itself."""
+    return (data.get("seats") or 1) > 1 or bool(data.get("invitees"))
 
 
 def revoke_command(session: Session, org: str, data: Mapping[str, Any], owner: Mapping[str, str]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from enrollment import cohorts, commands, grants, learning, people, replica
+from enrollment import cohorts, commands, grants, learning, people, purchases, replica
 from enrollment.models import ACTIVE, ProgramMember
 from lms_common import denylist
 from lms_common.envelope import Event, parse_time
@@ -63,6 +63,17 @@ def on_user_provisioned(session: Session, event: Event) -> None:
     learning.open_grant_enrollments(session, event.data["user_id"], event.data["org_id"])
 
 
+def on_users_provisioned(session: Session, events: list[Event]) -> None:
+    """A run of UserProvisioned: :func:`on_user_provisioned` for each, in order, the common
+    case set-based and the others one at a time where they fall."""
+    rest = events
+    while rest:
+        rest = purchases.provision_plain(session, rest)
+        if rest:
+            on_user_provisioned(session, rest[0])
+            rest = rest[1:]
+
+
 def on_user_updated(session: Session, event: Event) -> None:
     replica.upsert_user(session, event.data, event.time)
 
@@ -115,5 +126,8 @@ HANDLERS: dict[str, Handler] = {
     **{name: on_command for name in commands.RUNNERS},
 }
 
-# Runs of these commands in one batch are carried out set-based.
-BATCH_HANDLERS: dict[str, BatchHandler] = dict.fromkeys(commands.RUNNERS, commands.handle)
+# Runs of these commands, and of the purchase path's UserProvisioned, are handled set-based.
+BATCH_HANDLERS: dict[str, BatchHandler] = {
+    **dict.fromkeys(commands.RUNNERS, commands.handle),
+    "UserProvisioned": on_users_provisioned,
+}

@@ -121,7 +121,23 @@ def upsert_cohort(session: Session, org: str, data: Mapping[str, Any]) -> tuple[
 
 def upsert_user(session: Session, data: Mapping[str, Any], at: datetime) -> User | None:
     """Keep a user's profile as of ``at``; None when a newer profile is already kept."""
-    user = session.get(User, data["user_id"], with_for_update=True)
+    user = _keep_profile(session, session.get(User, data["user_id"], with_for_update=True), data, at)
+    session.flush()
+    return user
+
+
+def upsert_users(session: Session, profiles: Sequence[tuple[Mapping[str, Any], datetime]]) -> None:
+    """:func:`upsert_user` for many profiles, the kept users read in one statement."""
+    ids = {data["user_id"] for data, _ in profiles}
+    kept = {user.id: user for user in session.scalars(select(User).where(User.id.in_(ids)).with_for_update())}
+    for data, at in profiles:
+        user = _keep_profile(session, kept.get(data["user_id"]), data, at)
+        if user is not None:
+            kept[user.id] = user
+    session.flush()
+
+
+def _keep_profile(session: Session, user: User | None, data: Mapping[str, Any], at: datetime) -> User | None:
     if user is None:
         user = User(id=data["user_id"], updated_at=at)
         session.add(user)
@@ -131,7 +147,6 @@ def upsert_user(session: Session, data: Mapping[str, Any], at: datetime) -> User
     for field in ("first_name", "last_name", "location_id", "department"):
         if field in data:
             setattr(user, field, data[field] or (None if field in ("location_id", "department") else ""))
-    session.flush()
     return user
 
 

@@ -302,3 +302,37 @@ def test_a_batch_of_assignment_commands_on_postgres_has_one_effect_each(world, s
             select(Assignment.user_id, Assignment.natural_key).where(Assignment.course_id == course)
         )
         assert sorted(assigned) == sorted(zip(users, ["k0", "k1", "k2"], strict=True))
+
+
+def test_purchases_a_batch_at_a_time_grant_once_on_postgres(settings):
+    processor = SERVICE.processor(SERVICE.runtime(settings, TestKeys()))
+    course, product = new_id(), new_id()
+    setup = [
+        Event(type="CoursePublished", orgid=ORG, source="/test", data={
+            "course_id": course, "version": 1, "title": "C", "status": "published", "lesson_ids": [new_id()],
+            "quiz_ids": [], "derived_from": None, "created_by": "a"}),
+        Event(type="ProductActivated", orgid=ORG, source="/test", data={
+            "product_id": product, "version": 1, "title": "B", "status": "active", "course_ids": [course]}),
+    ]  # fmt: skip
+    buyers = [(new_id(), f"buyer{n}@example.com") for n in range(5)]
+    users = [Event(type="UserProvisioned", orgid=ORG, source="/test", data={
+        "user_id": user, "email": email, "org_id": ORG, "cause": "InvoicePaid", "cause_event_id": None,
+        "created": True}) for user, email in buyers]  # fmt: skip
+    grants = [Event(type="GrantProduct", orgid=ORG, source="/test", data={
+        "natural_key": f"invoice:{n % 4}", "product_id": product, "owner": {"email": email},
+        "source_event_id": new_id(), "source_event_type": "InvoicePaid", "rule_id": None})
+        for n, (_, email) in enumerate(buyers)]  # fmt: skip
+
+    def deliver(events: list[Event]) -> set[str]:
+        deliveries = [Delivery(e.to_json(), SUITE_EVENTS.routing_key(e), e.id) for e in events]
+        return {result.outcome.value for result in processor.process(deliveries)}
+
+    assert deliver(setup) == {"handled"}
+    assert deliver(grants[:2] + users + grants[2:]) == {"handled"}  # two wait for their users
+    assert deliver(grants) == {"duplicate"}
+    session = make_session_factory(make_engine(settings.database_url))()
+    assert session.scalar(select(func.count()).select_from(Grant)) == 4  # invoice:0 twice: one grant
+    assert session.scalar(select(func.count()).select_from(Enrollment)) == 4
+    granted = session.scalar(select(func.count()).where(OutboxMessage.event_type == "ProductGranted"))
+    assert granted == 4
+    session.close()

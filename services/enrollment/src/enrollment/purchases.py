@@ -1,0 +1,228 @@
+"""The purchase path a batch at a time: automation's GrantProduct commands and identity's
+UserProvisioned events for the buyers.
+
+A paid invoice makes identity provision the buyer and automation send GrantProduct for each
+product bought, so enrollment sees both at hundreds per second. The common case (a user granted
+a product it does not hold yet; a user provisioned with only such grants waiting for its email)
+is written set-based: products, existing grants, waiting commands and users are read once per
+run, grants, enrollments and their events inserted together. Anything else (a company grant, a
+purchase of seats, reopening a revoked grant; seats or other commands waiting for the email, a
+user provisioned twice in one batch) is carried out alone by the one-at-a-time use case, in its
+place: the run stops there and starts again after it, so the outcome is that of one event after
+the other whatever the mix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from enrollment import grants, learning, replica
+from enrollment.events import event
+from enrollment.models import ACTIVE, Grant, PendingCommand, Product, ProductCourse, SeatHolder
+from lms_common import outbox
+from lms_common.contracts import enrollment as contract
+from lms_common.db import is_postgres, new_id, utcnow
+from lms_common.envelope import Event
+
+# GrantProduct's organization, payload and resolved owner ({"user_id"} or {"organization_id"}).
+Command = tuple[str, Mapping[str, Any], Mapping[str, str]]
+GrantKey = tuple[str, str, str]  # organization, product, owner key: one grant each
+Address = tuple[str, str]  # organization, lower-case email: what a waiting command names
+
+# --- GrantProduct ---------------------------------------------------------------------------------
+
+
+def grant_all(session: Session, commands: Sequence[Command]) -> None:
+    """Carry out GrantProduct commands in order: runs of plain grants set-based, others alone."""
+    rest = list(commands)
+    while rest:
+        fresh, rest = _plain_run(rest, _grants_held(session, rest))
+        _grant_fresh(session, fresh)
+        if rest:
+            grants.grant_command(session, *rest[0])
+            rest = rest[1:]
+
+
+def _grant_key(command: Command) -> GrantKey:
+    org, data, owner = command
+    return org, data["product_id"], grants.owner_key(owner.get("user_id"), owner.get("organization_id"))
+
+
+def _grants_held(session: Session, commands: Sequence[Command]) -> dict[GrantKey, str]:
+    """The status of each existing grant the commands name, locked as :func:`grants.grant` locks it."""
+    keys = {_grant_key(command) for command in commands}
+    query = select(Grant.org_id, Grant.product_id, Grant.owner_key, Grant.status).where(
+        Grant.owner_key.in_({owner for _, _, owner in keys}), Grant.product_id.in_({product for _, product, _ in keys})
+    )
+    held = session.execute(query.with_for_update())
+    return {(org, product, owner): status for org, product, owner, status in held if (org, product, owner) in keys}
+
+
+def _plain_run(commands: list[Command], held: Mapping[GrantKey, str]) -> tuple[list[Command], list[Command]]:
+    """The leading commands that at most make a user a new grant, without those that have no
+    effect (the grant exists and is active, or an earlier command of the run makes it); and
+    the rest, from the first command that must be carried out alone."""
+    fresh: list[Command] = []
+    seen: set[GrantKey] = set()
+    for i, command in enumerate(commands):
+        key = _grant_key(command)
+        if "user_id" not in command[2] or grants.is_purchase(command[1]) or held.get(key, ACTIVE) != ACTIVE:
+            return fresh, commands[i:]
+        if key not in held and key not in seen:
+            fresh.append(command)
+            seen.add(key)
+    return fresh, []
+
+
+def _grant_fresh(session: Session, commands: list[Command]) -> None:
+    if not commands:
+        return
+    ids = {data["product_id"] for _, data, _ in commands}
+    products = {product.id: product for product in session.scalars(select(Product).where(Product.id.in_(ids)))}
+    courses = _product_courses(session, ids)
+    for round_ in _rounds(commands):
+        _grant_round(session, round_, products, courses)
+
+
+def _product_courses(session: Session, product_ids: set[str]) -> dict[str, list[str]]:
+    query = (
+        select(ProductCourse.product_id, ProductCourse.course_id)
+        .where(ProductCourse.product_id.in_(product_ids))
+        .order_by(ProductCourse.product_id, ProductCourse.position)
+    )
+    courses: dict[str, list[str]] = {}
+    for product_id, course_id in session.execute(query):
+        courses.setdefault(product_id, []).append(course_id)
+    return courses
+
+
+def _rounds(commands: list[Command]) -> list[list[Command]]:
+    """The commands in rounds naming each user once, in order: a user's enrollments then come
+    from its grants in the order they were made (the first grant is an enrollment's first source)."""
+    rounds: list[list[Command]] = []
+    depth: dict[str, int] = {}
+    for command in commands:
+        user_id = command[2]["user_id"]
+        depth[user_id] = depth.get(user_id, -1) + 1
+        if depth[user_id] == len(rounds):
+            rounds.append([])
+        rounds[depth[user_id]].append(command)
+    return rounds
+
+
+def _grant_round(
+    session: Session, commands: list[Command], products: Mapping[str, Product], courses: Mapping[str, list[str]]
+) -> None:
+    """New grants for distinct users: rows, ProductGranted, and the enrollments active products open."""
+    now = utcnow()
+    rows = [_grant_row(org, data["product_id"], owner["user_id"], now) for org, data, owner in commands]
+    made = _insert_new(session, rows)
+    granted = [(Grant(**row), data) for row, (_, data, _) in zip(rows, commands, strict=True) if row["id"] in made]
+    outbox.add_many(
+        session,
+        (_product_granted(row, products.get(row.product_id), courses.get(row.product_id, []), data, now)
+         for row, data in granted),
+    )  # fmt: skip
+    opening = {row.user_id: row.org_id for row, _ in granted if _active(products.get(row.product_id))}
+    learning.open_grant_enrollments_of(session, {user_id: org for user_id, org in opening.items() if user_id})
+
+
+def _grant_row(org: str, product_id: str, user_id: str, now: datetime) -> dict[str, Any]:
+    return {
+        "id": new_id(), "org_id": org, "product_id": product_id, "user_id": user_id, "organization_id": None,
+        "owner_key": grants.owner_key(user_id, None), "status": ACTIVE, "seats": None, "seats_used": 0,
+        "source": "automation", "parent_id": None, "created_at": now, "revoked_at": None,
+    }  # fmt: skip
+
+
+def _insert_new(session: Session, rows: list[dict[str, Any]]) -> set[str]:
+    """Insert the grants; the ids of those inserted (a concurrent command may have made one
+    first, which then has no effect here, as in :func:`grants.grant`)."""
+    table = Grant.__table__
+    dialect = postgresql if is_postgres(session) else sqlite
+    statement = dialect.insert(table).on_conflict_do_nothing().returning(table.c.id)
+    return {ident for (ident,) in session.execute(statement, rows)}
+
+
+def _product_granted(row: Grant, product: Product | None, course_ids: list[str], data: Mapping[str, Any],
+                     now: datetime) -> Event:  # fmt: skip
+    payload = grants.grant_fields(row, product, course_ids, "automation", None) | grants.granted_fields(product, now)
+    return event(contract.PRODUCT_GRANTED, row.org_id, payload | {"natural_key": data["natural_key"]})
+
+
+def _active(product: Product | None) -> bool:
+    return product is not None and product.status == ACTIVE
+
+
+# --- UserProvisioned ------------------------------------------------------------------------------
+
+
+def provision_plain(session: Session, events: Sequence[Event]) -> list[Event]:
+    """Handle the leading UserProvisioned events set-based; the rest, from the first one that
+    must be handled alone (seats or other commands than plain grants wait for its email, or
+    its user or email came earlier in the run)."""
+    waiting = _waiting_commands(session, events)
+    plain = _plain_provisions(events, waiting, _emails_with_seats_waiting(session, events))
+    if plain:
+        _provision(session, plain, waiting)
+    return list(events[len(plain) :])
+
+
+def _address(provisioned: Event) -> Address:
+    return provisioned.data["org_id"], provisioned.data["email"].lower()
+
+
+def _waiting_commands(session: Session, events: Sequence[Event]) -> dict[Address, list[PendingCommand]]:
+    """The commands waiting for these emails, oldest first, locked as :func:`commands.resolve_pending` locks them."""
+    orgs, emails = {_address(e)[0] for e in events}, {_address(e)[1] for e in events}
+    query = select(PendingCommand).where(PendingCommand.email.in_(emails), PendingCommand.org_id.in_(orgs))
+    waiting: dict[Address, list[PendingCommand]] = {}
+    for pending in session.scalars(query.order_by(PendingCommand.created_at).with_for_update()):
+        waiting.setdefault((pending.org_id, pending.email), []).append(pending)
+    return waiting
+
+
+def _emails_with_seats_waiting(session: Session, events: Sequence[Event]) -> set[str]:
+    emails = {_address(e)[1] for e in events}
+    query = select(SeatHolder.email).where(SeatHolder.email.in_(emails), SeatHolder.user_id.is_(None))
+    return set(session.scalars(query.distinct()))
+
+
+def _plain_provisions(
+    events: Sequence[Event], waiting: Mapping[Address, list[PendingCommand]], seated: set[str]
+) -> list[Event]:
+    plain: list[Event] = []
+    users: set[str] = set()
+    addresses: set[Address] = set()
+    for provisioned in events:
+        address = _address(provisioned)
+        if provisioned.data["user_id"] in users or address in addresses or address[1] in seated:
+            break
+        if not all(_plain_grant(pending) for pending in waiting.get(address, [])):
+            break
+        plain.append(provisioned)
+        users.add(provisioned.data["user_id"])
+        addresses.add(address)
+    return plain
+
+
+def _plain_grant(pending: PendingCommand) -> bool:
+    return pending.command == "GrantProduct" and not grants.is_purchase(pending.payload)
+
+
+def _provision(session: Session, plain: list[Event], waiting: Mapping[Address, list[PendingCommand]]) -> None:
+    """Keep the users, carry out the grants waiting for their emails, and enroll them in the
+    courses their organizations' grants open: :func:`handlers.on_user_provisioned` for
+    distinct users, whose effects do not depend on each other."""
+    replica.upsert_users(session, [(provisioned.data, provisioned.time) for provisioned in plain])
+    carried = [(p, _address(e)[0], e.data["user_id"]) for e in plain for p in waiting.get(_address(e), [])]
+    if carried:
+        session.execute(delete(PendingCommand).where(PendingCommand.id.in_([p.id for p, _, _ in carried])))
+        grant_all(session, [(org, pending.payload, {"user_id": user_id}) for pending, org, user_id in carried])
+    learning.open_grant_enrollments_of(session, {e.data["user_id"]: e.data["org_id"] for e in plain})

@@ -42,9 +42,14 @@ SOURCE = "/identity"
 RESET_TOKEN_LIFETIME = timedelta(hours=1)
 
 
+def identity_event(event_type: EventType, org_id: str, data: Mapping[str, Any]) -> Event:
+    """An event identity publishes, about organization ``org_id``."""
+    return Event(type=event_type.name, data=dict(data), orgid=org_id, source=SOURCE)
+
+
 def publish(session: Session, event_type: EventType, org_id: str, data: Mapping[str, Any]) -> None:
     """Add an identity event to the outbox of this transaction."""
-    outbox.add(session, Event(type=event_type.name, data=dict(data), orgid=org_id, source=SOURCE))
+    outbox.add(session, identity_event(event_type, org_id, data))
 
 
 def profile(user: User) -> dict[str, Any]:
@@ -192,6 +197,13 @@ def provisioned(
     extra: Mapping[str, Any] | None = None,
 ) -> None:
     """Publish UserProvisioned for ``user``."""
+    outbox.add(session, provisioned_event(user, cause, cause_event_id, created=created, extra=extra))
+
+
+def provisioned_event(
+    user: User, cause: str, cause_event_id: str | None, *, created: bool, extra: Mapping[str, Any] | None = None
+) -> Event:
+    """UserProvisioned for ``user``, because of ``cause``."""
     data = {
         "user_id": user.id,
         "email": user.email,
@@ -203,7 +215,7 @@ def provisioned(
         **profile(user),
         **(extra or {}),
     }
-    publish(session, contract.USER_PROVISIONED, user.org_id, data)
+    return identity_event(contract.USER_PROVISIONED, user.org_id, data)
 
 
 def update_user(session: Session, user: User, changes: Mapping[str, Any]) -> User:
@@ -517,20 +529,25 @@ def _add_assignment(
     )
     session.add(assignment)
     session.flush()
+    outbox.add(session, role_assigned_event(assignment, role))
+    return assignment
+
+
+def role_assigned_event(assignment: RoleAssignment, role: Role) -> Event:
+    """RoleAssigned for a new ``assignment`` of ``role``."""
     data = {
         "assignment_id": assignment.id,
-        "user_id": user.id,
-        "org_id": user.org_id,
+        "user_id": assignment.user_id,
+        "org_id": assignment.org_id,
         "role_id": role.id,
         "role": role.name,
         "permissions": sorted(role.permissions),
-        "scope": scope_kind,
-        "location_id": location_id,
-        "client_org_id": client_org_id,
-        "assigned_at": format_time(now),
+        "scope": assignment.scope_kind,
+        "location_id": assignment.location_id,
+        "client_org_id": assignment.client_org_id,
+        "assigned_at": format_time(assignment.created_at),
     }
-    publish(session, contract.ROLE_ASSIGNED, user.org_id, data)
-    return assignment
+    return identity_event(contract.ROLE_ASSIGNED, assignment.org_id, data)
 
 
 def grant_role(session: Session, user: User, role_name: str, location_id: str | None = None) -> RoleAssignment:

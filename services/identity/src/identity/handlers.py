@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,7 +121,7 @@ class Customers:
 
     org_ref: str
     cause: Mapping[str, str]
-    people: list[tuple[Mapping[str, Any], str]]
+    people: Sequence[tuple[Mapping[str, Any], str]]
 
 
 def invoice_customers(event: Event) -> Customers:

@@ -28,7 +28,7 @@ from identity.models import Location, Organization, Role, RoleAssignment, User
 from lms_common import outbox
 from lms_common.contracts import EMPLOYEE_ONBOARDED, INVOICE_PAID
 from lms_common.contracts import enrollment as enrollment_contract
-from lms_common.db import new_id, utcnow
+from lms_common.db import utcnow
 from lms_common.envelope import Event
 from lms_common.processing import BatchHandler, Handler, event_correlation
 
@@ -73,10 +73,9 @@ class Plan:
 
     def add_user(self, cause: Event, org_id: str, fields: Mapping[str, Any], extra: Mapping[str, str]) -> User:
         """A new user, as :func:`services.create_user` makes it, and its UserProvisioned."""
-        email_key = fields["email"].strip().lower()
-        user = User(id=new_id(), org_id=org_id, email_key=email_key, created_at=self.now, updated_at=self.now, **fields)
+        user = services.new_user(org_id, fields, self.now)
         self.new_users.append(user)
-        self.users_by_email[(org_id, email_key)] = user
+        self.users_by_email[(org_id, user.email_key)] = user
         if user.employee_id is not None:
             self.users_by_employee[(org_id, user.employee_id)] = user
         self.publish(cause, services.provisioned_event(user, cause.type, cause.id, created=True, extra=extra))
@@ -88,20 +87,13 @@ class Plan:
 
     def grant(self, cause: Event, user: User, role: Role, location_id: str | None) -> None:
         """As :func:`services.grant_role`: a new assignment unless the first one held is the same."""
-        scope_kind = "organization" if location_id is None else "location"
+        scope_kind = services.provisioning_scope(location_id)
         key = (user.id, role.id, scope_kind)
         if key in self.held and self.held[key] == location_id:
             return
         self.held.setdefault(key, location_id)
-        assignment = RoleAssignment(
-            id=new_id(),
-            org_id=user.org_id,
-            user_id=user.id,
-            role_id=role.id,
-            scope_kind=scope_kind,
-            location_id=location_id,
-            client_org_id=None,
-            created_at=self.now,
+        assignment = services.new_assignment(
+            user, role, scope_kind, location_id=location_id, client_org_id=None, now=self.now
         )
         self.new_assignments.append(assignment)
         self.publish(cause, services.role_assigned_event(assignment, role))

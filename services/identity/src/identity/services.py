@@ -7,7 +7,7 @@ transaction (source ``/identity``, ``orgid`` the organization).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select, update
@@ -33,7 +33,7 @@ from identity.permissions import BUILTIN_ROLES, PERMISSIONS
 from lms_common import outbox
 from lms_common.auth import Principal
 from lms_common.contracts import identity as contract
-from lms_common.db import utcnow
+from lms_common.db import new_id, utcnow
 from lms_common.denylist import DisabledUser
 from lms_common.envelope import Event, EventType, format_time
 from lms_common.errors import Conflict, Forbidden, NotFound, Problem, Unprocessable
@@ -176,14 +176,20 @@ def create_user(
     password = values.pop("password", None)
     _check_email_free(session, org_id, values["email"])
     _check_location(session, org_id, values.get("location_id"))
-    now = utcnow()
-    user = User(org_id=org_id, email_key=values["email"].strip().lower(), created_at=now, updated_at=now, **values)
-    user.kind = user.kind or "customer"
+    user = new_user(org_id, values, utcnow())
     if password:
         set_password(user, password)
     session.add(user)
     session.flush()
     provisioned(session, user, cause, cause_event_id, created=True, extra=extra)
+    return user
+
+
+def new_user(org_id: str, fields: Mapping[str, Any], now: datetime) -> User:
+    """A user of profile ``fields`` (a customer unless they say otherwise), not yet in a session."""
+    email_key = fields["email"].strip().lower()
+    user = User(id=new_id(), org_id=org_id, email_key=email_key, created_at=now, updated_at=now, **fields)
+    user.kind = user.kind or "customer"
     return user
 
 
@@ -517,8 +523,21 @@ def _scope_kind(
 def _add_assignment(
     session: Session, user: User, role: Role, scope_kind: str, *, location_id: str | None, client_org_id: str | None
 ) -> RoleAssignment:
-    now = utcnow()
-    assignment = RoleAssignment(
+    assignment = new_assignment(
+        user, role, scope_kind, location_id=location_id, client_org_id=client_org_id, now=utcnow()
+    )
+    session.add(assignment)
+    session.flush()
+    outbox.add(session, role_assigned_event(assignment, role))
+    return assignment
+
+
+def new_assignment(
+    user: User, role: Role, scope_kind: str, *, location_id: str | None, client_org_id: str | None, now: datetime
+) -> RoleAssignment:
+    """``role`` for ``user`` in one scope, not yet in a session."""
+    return RoleAssignment(
+        id=new_id(),
         org_id=user.org_id,
         user_id=user.id,
         role_id=role.id,
@@ -527,10 +546,6 @@ def _add_assignment(
         client_org_id=client_org_id,
         created_at=now,
     )
-    session.add(assignment)
-    session.flush()
-    outbox.add(session, role_assigned_event(assignment, role))
-    return assignment
 
 
 def role_assigned_event(assignment: RoleAssignment, role: Role) -> Event:
@@ -553,7 +568,7 @@ def role_assigned_event(assignment: RoleAssignment, role: Role) -> Event:
 def grant_role(session: Session, user: User, role_name: str, location_id: str | None = None) -> RoleAssignment:
     """System-side assignment (provisioning): no principal, the role as named, idempotent."""
     role = role_by_name(session, user.org_id, role_name)
-    scope_kind = "organization" if location_id is None else "location"
+    scope_kind = provisioning_scope(location_id)
     existing = session.scalars(
         select(RoleAssignment).where(
             RoleAssignment.user_id == user.id,
@@ -564,6 +579,11 @@ def grant_role(session: Session, user: User, role_name: str, location_id: str | 
     if existing is not None and existing.location_id == location_id:
         return existing
     return _add_assignment(session, user, role, scope_kind, location_id=location_id, client_org_id=None)
+
+
+def provisioning_scope(location_id: str | None) -> str:
+    """The scope of a role provisioning gives: the location when there is one."""
+    return "organization" if location_id is None else "location"
 
 
 def unassign_role(session: Session, principal: Principal, user: User, assignment_id: str) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.event import listen, remove
 from sqlalchemy.orm import Session, sessionmaker
 
 from identity import services
@@ -269,3 +270,29 @@ def test_events_carry_the_correlation_of_the_message_that_caused_them(twins: tup
         causes = [json.loads(row.body)["data"]["cause_event_id"] for row in caused]
         assert [row.headers["x-request-id"] for row in caused] == causes
         assert causes == [events[0].id, events[1].id, events[1].id]
+
+
+def statements_for(twin: Twin, events: list[Event]) -> int:
+    engine = twin.factory.kw["bind"]
+    counted: list[str] = []
+
+    def count(*args: Any) -> None:
+        counted.append(args[2])
+
+    listen(engine, "before_cursor_execute", count)
+    try:
+        assert set(twin.deliver(events)) == {Outcome.HANDLED}
+    finally:
+        remove(engine, "before_cursor_execute", count)
+    return len(counted)
+
+
+def test_a_run_costs_the_same_statements_whatever_its_size(twins: tuple[Twin, Twin]) -> None:
+    """The inbox, one read per table, one insert per table (8 for employees, 7 for invoices)."""
+    batch = twins[1]
+    small = [employee(f"E-{n}", f"e{n}@example.com") for n in range(5)]
+    large = [employee(f"E-{n}", f"e{n}@example.com") for n in range(5, 100)]
+    assert statements_for(batch, small) == statements_for(batch, large) <= 8
+    small = [paid(f"b{n}@example.com", f"i{n}@example.com") for n in range(5)]
+    large = [paid(f"b{n}@example.com", f"i{n}@example.com") for n in range(5, 100)]
+    assert statements_for(batch, small) == statements_for(batch, large) <= 7

@@ -17,6 +17,7 @@ from identity import keys, mail
 from identity.api import directory, oauth, users
 from identity.bootstrap import bootstrap
 from identity.handlers import HANDLERS
+from identity.provisioning import BATCH_HANDLERS
 from lms_common.db import make_engine, make_session_factory, session_scope
 from lms_common.service import ServiceDefinition
 
@@ -26,6 +27,7 @@ SERVICE = ServiceDefinition(
     migrations=str(Path(__file__).parent / "migrations"),
     blueprints=(oauth.blp, users.blp, directory.blp),
     handlers=HANDLERS,
+    batch_handlers=BATCH_HANDLERS,
 )
 
 EXTRA_COMMANDS = ("rotate-keys", "send-mail")

@@ -7,7 +7,7 @@ transaction (source ``/identity``, ``orgid`` the organization).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select, update
@@ -33,7 +33,7 @@ from identity.permissions import BUILTIN_ROLES, PERMISSIONS
 from lms_common import outbox
 from lms_common.auth import Principal
 from lms_common.contracts import identity as contract
-from lms_common.db import utcnow
+from lms_common.db import new_id, utcnow
 from lms_common.denylist import DisabledUser
 from lms_common.envelope import Event, EventType, format_time
 from lms_common.errors import Conflict, Forbidden, NotFound, Problem, Unprocessable
@@ -42,9 +42,14 @@ SOURCE = "/identity"
 RESET_TOKEN_LIFETIME = timedelta(hours=1)
 
 
+def identity_event(event_type: EventType, org_id: str, data: Mapping[str, Any]) -> Event:
+    """An event identity publishes, about organization ``org_id``."""
+    return Event(type=event_type.name, data=dict(data), orgid=org_id, source=SOURCE)
+
+
 def publish(session: Session, event_type: EventType, org_id: str, data: Mapping[str, Any]) -> None:
     """Add an identity event to the outbox of this transaction."""
-    outbox.add(session, Event(type=event_type.name, data=dict(data), orgid=org_id, source=SOURCE))
+    outbox.add(session, identity_event(event_type, org_id, data))
 
 
 def profile(user: User) -> dict[str, Any]:
@@ -171,14 +176,20 @@ def create_user(
     password = values.pop("password", None)
     _check_email_free(session, org_id, values["email"])
     _check_location(session, org_id, values.get("location_id"))
-    now = utcnow()
-    user = User(org_id=org_id, email_key=values["email"].strip().lower(), created_at=now, updated_at=now, **values)
-    user.kind = user.kind or "customer"
+    user = new_user(org_id, values, utcnow())
     if password:
         set_password(user, password)
     session.add(user)
     session.flush()
     provisioned(session, user, cause, cause_event_id, created=True, extra=extra)
+    return user
+
+
+def new_user(org_id: str, fields: Mapping[str, Any], now: datetime) -> User:
+    """A user of profile ``fields`` (a customer unless they say otherwise), not yet in a session."""
+    email_key = fields["email"].strip().lower()
+    user = User(id=new_id(), org_id=org_id, email_key=email_key, created_at=now, updated_at=now, **fields)
+    user.kind = user.kind or "customer"
     return user
 
 
@@ -192,6 +203,13 @@ def provisioned(
     extra: Mapping[str, Any] | None = None,
 ) -> None:
     """Publish UserProvisioned for ``user``."""
+    outbox.add(session, provisioned_event(user, cause, cause_event_id, created=created, extra=extra))
+
+
+def provisioned_event(
+    user: User, cause: str, cause_event_id: str | None, *, created: bool, extra: Mapping[str, Any] | None = None
+) -> Event:
+    """UserProvisioned for ``user``, because of ``cause``."""
     data = {
         "user_id": user.id,
         "email": user.email,
@@ -203,7 +221,7 @@ def provisioned(
         **profile(user),
         **(extra or {}),
     }
-    publish(session, contract.USER_PROVISIONED, user.org_id, data)
+    return identity_event(contract.USER_PROVISIONED, user.org_id, data)
 
 
 def update_user(session: Session, user: User, changes: Mapping[str, Any]) -> User:
@@ -505,8 +523,21 @@ def _scope_kind(
 def _add_assignment(
     session: Session, user: User, role: Role, scope_kind: str, *, location_id: str | None, client_org_id: str | None
 ) -> RoleAssignment:
-    now = utcnow()
-    assignment = RoleAssignment(
+    assignment = new_assignment(
+        user, role, scope_kind, location_id=location_id, client_org_id=client_org_id, now=utcnow()
+    )
+    session.add(assignment)
+    session.flush()
+    outbox.add(session, role_assigned_event(assignment, role))
+    return assignment
+
+
+def new_assignment(
+    user: User, role: Role, scope_kind: str, *, location_id: str | None, client_org_id: str | None, now: datetime
+) -> RoleAssignment:
+    """``role`` for ``user`` in one scope, not yet in a session."""
+    return RoleAssignment(
+        id=new_id(),
         org_id=user.org_id,
         user_id=user.id,
         role_id=role.id,
@@ -515,28 +546,29 @@ def _add_assignment(
         client_org_id=client_org_id,
         created_at=now,
     )
-    session.add(assignment)
-    session.flush()
+
+
+def role_assigned_event(assignment: RoleAssignment, role: Role) -> Event:
+    """RoleAssigned for a new ``assignment`` of ``role``."""
     data = {
         "assignment_id": assignment.id,
-        "user_id": user.id,
-        "org_id": user.org_id,
+        "user_id": assignment.user_id,
+        "org_id": assignment.org_id,
         "role_id": role.id,
         "role": role.name,
         "permissions": sorted(role.permissions),
-        "scope": scope_kind,
-        "location_id": location_id,
-        "client_org_id": client_org_id,
-        "assigned_at": format_time(now),
+        "scope": assignment.scope_kind,
+        "location_id": assignment.location_id,
+        "client_org_id": assignment.client_org_id,
+        "assigned_at": format_time(assignment.created_at),
     }
-    publish(session, contract.ROLE_ASSIGNED, user.org_id, data)
-    return assignment
+    return identity_event(contract.ROLE_ASSIGNED, assignment.org_id, data)
 
 
 def grant_role(session: Session, user: User, role_name: str, location_id: str | None = None) -> RoleAssignment:
     """System-side assignment (provisioning): no principal, the role as named, idempotent."""
     role = role_by_name(session, user.org_id, role_name)
-    scope_kind = "organization" if location_id is None else "location"
+    scope_kind = provisioning_scope(location_id)
     existing = session.scalars(
         select(RoleAssignment).where(
             RoleAssignment.user_id == user.id,
@@ -547,6 +579,11 @@ def grant_role(session: Session, user: User, role_name: str, location_id: str | 
     if existing is not None and existing.location_id == location_id:
         return existing
     return _add_assignment(session, user, role, scope_kind, location_id=location_id, client_org_id=None)
+
+
+def provisioning_scope(location_id: str | None) -> str:
+    """The scope of a role provisioning gives: the location when there is one."""
+    return "organization" if location_id is None else "location"
 
 
 def unassign_role(session: Session, principal: Principal, user: User, assignment_id: str) -> None:

@@ -107,9 +107,15 @@ def evaluate_batch(session: Session, events: list[Event]) -> None:
         write(session, planned)
         if rest:
             log.debug("evaluated alone", event_id=rest[0].id, event_type=rest[0].type)
-            evaluation.evaluate_event(session, rest[0])
+            evaluate_alone(session, rest[0])
             rest = rest[1:]
     for event in rest:
+        evaluate_alone(session, event)
+
+
+def evaluate_alone(session: Session, event: Event) -> None:
+    """The per-event path, under the event's own correlation id (its commands carry it)."""
+    with event_correlation(event):
         evaluation.evaluate_event(session, event)
 
 

@@ -91,7 +91,7 @@ class Worker:
                 "source_events": sorted((s.event_id, s.org_id, s.event_type, json.dumps(s.body, sort_keys=True))
                                         for s in session.scalars(select(SourceEvent))),
                 "runs": sorted((r.event_id, r.rule_key, r.org_id, r.rule_id, r.event_type, r.matched, r.status,
-                                json.dumps(r.actions), r.error, r.attempts) for r in runs),
+                                json.dumps(r.actions), _first_line(r.error), r.attempts) for r in runs),
                 "employments": sorted((e.org_id, e.employee_id, e.start_date, e.cycle)
                                       for e in session.scalars(select(Employment))),
                 "effects": sorted((e.org_id, e.natural_key, e.kind, e.command_id, run_of.get(e.run_id))
@@ -100,6 +100,11 @@ class Worker:
                                    for w in session.scalars(select(WebhookDelivery))),
                 "outbox": [(m.event_id, m.event_type, m.routing_key, m.headers, _without_time(m.body)) for m in outbox],
             }  # fmt: skip
+
+
+def _first_line(error: str | None) -> str | None:
+    """An error's first line: a database's message goes on with the statement and its values."""
+    return error.split("\n")[0] if error else error
 
 
 def _without_time(body: bytes) -> dict[str, Any]:

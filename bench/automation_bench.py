@@ -81,8 +81,8 @@ def events_per_second(admin_url: str, amqp_url: str, definition: Any, events: li
 def run(admin_url: str, amqp_url: str, count: int = 2_000) -> list[Row]:
     """Rows for bench/run.py: (measure, events per second, target, set-based / one by one)."""
     cases = [
-        ("InvoicePaid, 2 lines", [invoice_paid(n) for n in range(count)], 2 * count),
-        ("EmployeeOnboarded, 3-course training rule", [employee_onboarded(n) for n in range(count)], 3 * count),
+        ("InvoicePaid (2 lines)", [invoice_paid(n) for n in range(count)], 2 * count),
+        ("EmployeeOnboarded (3 courses)", [employee_onboarded(n) for n in range(count)], 3 * count),
     ]
     rows: list[Row] = []
     for name, events, commands in cases:
@@ -90,5 +90,6 @@ def run(admin_url: str, amqp_url: str, count: int = 2_000) -> list[Row]:
         after = events_per_second(admin_url, amqp_url, SERVICE, events, commands)
         print(f"  {name}: {before:,.0f} events/s one by one, {after:,.0f} set-based", flush=True)
         rows.append((f"automation {name}, one by one (events/s)", before, "before", None))
-        rows.append((f"automation {name}, set-based (events/s)", after, "hundreds/s", after / before))
+        # 50,000 onboardings into the compliance report in 60 s: every service keeps 833/s.
+        rows.append((f"automation {name}, set-based (events/s)", after, "> 833", after / before))
     return rows

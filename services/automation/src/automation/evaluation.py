@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from automation import commands, metrics, recertification
 from automation.commands import Step, Subject
 from automation.models import Effect, Employment, OrgSettings, Rule, Run, SourceEvent, WebhookDelivery
-from automation.rules import TRIGGERS, matches
+from automation.rules import PERSON_ACTIONS, TRIGGERS, matches
 from lms_common import outbox
 from lms_common.db import new_id, utcnow
 from lms_common.envelope import Event, from_dict
@@ -150,16 +150,18 @@ def plan_action(
     position: int,
     action: Mapping[str, Any],
 ) -> list[Step]:
+    if not needs_database(action):
+        return plan_command(event, subject, rule["id"], action, cycle=lambda: employment_cycle(session, event, subject))
     if action["type"] == "CallWebhook":
         return [commands.webhook(subject, event, rule, position, action)]
-    if action.get("every_months"):
-        return recertification.plan(session, event, rule["id"], subject.on, action)
-    return plan_command(event, subject, rule["id"], action, cycle=lambda: employment_cycle(session, event, subject))
+    return recertification.plan(session, event, rule["id"], subject.on, action)
 
 
 def needs_database(action: Mapping[str, Any]) -> bool:
-    """Whether planning the action reads or writes more than the event and the employments."""
-    return action["type"] == "CallWebhook" or bool(action.get("every_months"))
+    """Whether planning the action reads or writes more than the event and the employments:
+    a webhook call (a delivery row) or a recertification (completions, past cycles)."""
+    kind = action["type"]
+    return kind == "CallWebhook" or (kind not in PERSON_ACTIONS and bool(action.get("every_months")))
 
 
 def plan_command(

@@ -4,7 +4,7 @@ These are measurements, not tests: the machine (2 cores for brokers, databases, 
 the load generator alike) is noisy, so compare the ratios taken in the same run.
 
 BENCH_SCALE (default 1) multiplies every size (0.1 for a quick run); BENCH_ONLY picks some of
-``bus,reporting,enrollment,identity,suite``; LMS_BENCH_HUGE=1 adds the 500,000-person sizes;
+``bus,reporting,enrollment,identity,automation,suite``; LMS_BENCH_HUGE=1 adds the 500,000-person sizes;
 BENCH_WAIT_SECONDS (default 180) bounds each end-to-end wait: a run cut short is reported at
 the pace it kept, marked "projected".
 """
@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests-e2e"))  #
 
 from lms_common.testing import DEFAULT_TEST_AMQP_URL, DEFAULT_TEST_DATABASE_URL
 
-SECTIONS = ("bus", "reporting", "enrollment", "identity", "suite")
+SECTIONS = ("bus", "reporting", "enrollment", "identity", "automation", "suite")
 # The in-process benchmarks run services whose info logs (JSON or console) are not the table's.
 CHATTER = re.compile(r'^(\{.*"level": "info"|\d{4}-\d\d-\d\d \S+ \[(info|debug)\s*\])')
 
@@ -64,6 +64,10 @@ def section(name: str, scale: float) -> list[Row]:
         import identity_bench
 
         return _old(identity_bench.run(admin_url, max(200, round(2_000 * scale))))
+    if name == "automation":
+        import automation_bench
+
+        return _old(automation_bench.run(admin_url, amqp_url, max(1000, round(2_000 * scale))))
     import suite_bench
 
     return suite_bench.run(scale)

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from automation import commands, metrics, recertification
 from automation.commands import Step, Subject
 from automation.models import Effect, Employment, OrgSettings, Rule, Run, SourceEvent, WebhookDelivery
-from automation.rules import TRIGGERS, matches
+from automation.rules import PERSON_ACTIONS, TRIGGERS, matches
 from lms_common import outbox
 from lms_common.db import new_id, utcnow
 from lms_common.envelope import Event, from_dict
@@ -30,6 +30,7 @@ log = structlog.get_logger("automation.evaluation")
 SOURCE = "/automation"
 DEFAULT_INVOICE = "default:invoice_paid_grants"
 SUCCEEDED, DUPLICATE, NOT_MATCHED, FAILED = "succeeded", "duplicate", "not_matched", "failed"
+EMITTED = "emitted"  # a step's outcome when its command (or webhook call) is new
 RUN_STATUSES = (SUCCEEDED, DUPLICATE, NOT_MATCHED, FAILED)
 
 Planner = Callable[[Session, Event], list[Step]]
@@ -90,12 +91,13 @@ def execute(session: Session, run: Run, event: Event, planner: Planner) -> Run:
         run.status, run.error = FAILED, f"{type(exc).__name__}: {exc}"[:2000]
     else:
         run.actions, run.error = outcomes, None
-        run.status = _status(run.matched, outcomes)
-    metrics.RULE_RUNS.labels(_trigger_label(event.type), run.status).inc()
+        run.status = run_status(run.matched, outcomes)
+    metrics.RULE_RUNS.labels(trigger_label(event.type), run.status).inc()
     return run
 
 
-def _status(matched: bool, outcomes: list[dict[str, Any]]) -> str:
+def run_status(matched: bool, outcomes: list[dict[str, Any]]) -> str:
+    """A run's status from its outcomes: all duplicates is a duplicate run."""
     if not matched:
         return NOT_MATCHED
     if outcomes and all(outcome["status"] == DUPLICATE for outcome in outcomes):
@@ -103,29 +105,40 @@ def _status(matched: bool, outcomes: list[dict[str, Any]]) -> str:
     return SUCCEEDED
 
 
-def _trigger_label(event_type: str) -> str:
+def trigger_label(event_type: str) -> str:
     return event_type if event_type in TRIGGERS else "other"
 
 
 def rule_planner(rule: Rule) -> Planner:
     """The steps a rule takes for an event: none unless every condition holds."""
-    snapshot: dict[str, Any] = {
-        "id": rule.id,
-        "name": rule.name,
-        "conditions": rule.conditions,
-        "actions": rule.actions,
-    }
+    snapshot = rule_snapshot(rule)
 
     def plan(session: Session, event: Event) -> list[Step]:
-        if not matches(snapshot["conditions"], event.data):
-            return []
-        subject = commands.subject_of(event)
-        steps: list[Step] = []
-        for position, action in enumerate(snapshot["actions"]):
-            steps.extend(plan_action(session, event, subject, snapshot, position=position, action=action))
-        return steps or [Step("Nothing", "", {})]
+        def plan_one(subject: Subject, position: int, action: Mapping[str, Any]) -> list[Step]:
+            return plan_action(session, event, subject, snapshot, position=position, action=action)
+
+        return rule_steps(snapshot, event, plan_one)
 
     return plan
+
+
+def rule_snapshot(rule: Rule) -> dict[str, Any]:
+    """What planning reads of a rule, taken once (the row may change while a run is planned)."""
+    return {"id": rule.id, "name": rule.name, "conditions": rule.conditions, "actions": rule.actions}
+
+
+ActionPlanner = Callable[[Subject, int, Mapping[str, Any]], list[Step]]
+
+
+def rule_steps(rule: Mapping[str, Any], event: Event, plan_one: ActionPlanner) -> list[Step]:
+    """A matching rule's steps, action by action; a matching rule with none does ``Nothing``."""
+    if not matches(rule["conditions"], event.data):
+        return []
+    subject = commands.subject_of(event)
+    steps: list[Step] = []
+    for position, action in enumerate(rule["actions"]):
+        steps.extend(plan_one(subject, position, action))
+    return steps or [Step("Nothing", "", {})]
 
 
 def plan_action(
@@ -137,18 +150,38 @@ def plan_action(
     position: int,
     action: Mapping[str, Any],
 ) -> list[Step]:
-    kind, rule_id = action["type"], rule["id"]
+    if not needs_database(action):
+        return plan_command(event, subject, rule["id"], action, cycle=lambda: employment_cycle(session, event, subject))
+    if action["type"] == "CallWebhook":
+        return [commands.webhook(subject, event, rule, position, action)]
+    return recertification.plan(session, event, rule["id"], subject.on, action)
+
+
+def needs_database(action: Mapping[str, Any]) -> bool:
+    """Whether planning the action reads or writes more than the event and the employments:
+    a webhook call (a delivery row) or a recertification (completions, past cycles)."""
+    kind = action["type"]
+    return kind == "CallWebhook" or (kind not in PERSON_ACTIONS and bool(action.get("every_months")))
+
+
+def plan_command(
+    event: Event, subject: Subject, rule_id: str, action: Mapping[str, Any], *, cycle: Callable[[], int]
+) -> list[Step]:
+    """The commands of an action addressed to the event's person; ``cycle`` is asked only for
+    training, since it opens an employment."""
+    kind = action["type"]
     if kind == "GrantProduct":
         return [commands.grant(subject, event, rule_id, p) for p in action["product_ids"]]
     if kind == "RevokeProduct":
         return [commands.revoke(subject, event, rule_id, p) for p in action["product_ids"]]
     if kind == "EnrollInProgram":
         return [commands.enroll(subject, event, rule_id, p) for p in action["program_ids"]]
-    if kind == "CallWebhook":
-        return [commands.webhook(subject, event, rule, position, action)]
-    if action.get("every_months"):
-        return recertification.plan(session, event, rule_id, subject.on, action)
-    return commands.training(subject, event, rule_id, action, cycle=employment_cycle(session, event, subject))
+    return commands.training(subject, event, rule_id, action, cycle=cycle())
+
+
+def onboarded_employee(event: Event, subject: Subject) -> str | None:
+    """The employee whose employment an onboarding's training counts in; None: always cycle 1."""
+    return subject.employee_id if event.type == "EmployeeOnboarded" else None
 
 
 def employment_cycle(session: Session, event: Event, subject: Subject) -> int:
@@ -157,14 +190,15 @@ def employment_cycle(session: Session, event: Event, subject: Subject) -> int:
     The start date is the employment's natural key, so the same onboarding under any event id
     keeps its cycle (and its training's natural keys).
     """
-    if event.type != "EmployeeOnboarded" or subject.employee_id is None:
+    employee = onboarded_employee(event, subject)
+    if employee is None:
         return 1
-    known = session.get(Employment, (event.orgid, subject.employee_id, subject.on))
+    known = session.get(Employment, (event.orgid, employee, subject.on))
     if known is not None:
         return known.cycle
-    mine = (Employment.org_id == event.orgid, Employment.employee_id == subject.employee_id)
+    mine = (Employment.org_id == event.orgid, Employment.employee_id == employee)
     last = session.scalar(select(func.max(Employment.cycle)).where(*mine)) or 0
-    session.add(Employment(org_id=event.orgid, employee_id=subject.employee_id, start_date=subject.on, cycle=last + 1))
+    session.add(Employment(org_id=event.orgid, employee_id=employee, start_date=subject.on, cycle=last + 1))
     session.flush()  # a concurrent worker's row for the same start date is a unique-key race: handled again
     return last + 1
 
@@ -172,11 +206,10 @@ def employment_cycle(session: Session, event: Event, subject: Subject) -> int:
 def apply(session: Session, run: Run, event: Event, step: Step) -> dict[str, Any]:
     """Write one effect under its natural key, unless the key has had its effect already."""
     if step.kind == "Nothing":
-        return {"type": "Nothing", "status": SUCCEEDED}
-    outcome = {"type": step.kind, "natural_key": step.natural_key}
+        return outcome(step, SUCCEEDED)
     if session.get(Effect, (event.orgid, step.natural_key)) is not None:
         metrics.COMMANDS.labels(step.kind, DUPLICATE).inc()
-        return {**outcome, "status": DUPLICATE}
+        return outcome(step, DUPLICATE)
     effect_id = commands.command_id(event.orgid, step.natural_key)
     session.add(
         Effect(org_id=event.orgid, natural_key=step.natural_key, kind=step.kind, command_id=effect_id, run_id=run.id)
@@ -185,9 +218,22 @@ def apply(session: Session, run: Run, event: Event, step: Step) -> dict[str, Any
     if step.webhook is not None:
         session.add(_delivery(run, event.orgid, effect_id, step))
     else:
-        outbox.add(session, Event(type=step.kind, data=step.data, orgid=event.orgid, source=SOURCE, id=effect_id))
-    metrics.COMMANDS.labels(step.kind, "emitted").inc()
-    return {**outcome, "status": "emitted", "command_id": effect_id}
+        outbox.add(session, command_event(event, step, effect_id))
+    metrics.COMMANDS.labels(step.kind, EMITTED).inc()
+    return outcome(step, EMITTED, effect_id)
+
+
+def outcome(step: Step, status: str, command_id: str | None = None) -> dict[str, Any]:
+    """What a run records of one step (``Nothing`` has no key)."""
+    if step.kind == "Nothing":
+        return {"type": "Nothing", "status": SUCCEEDED}
+    shown = {"type": step.kind, "natural_key": step.natural_key, "status": status}
+    return shown if command_id is None else {**shown, "command_id": command_id}
+
+
+def command_event(event: Event, step: Step, command_id: str) -> Event:
+    """The command a step sends, in the organization of the event that caused it."""
+    return Event(type=step.kind, data=step.data, orgid=event.orgid, source=SOURCE, id=command_id)
 
 
 def _delivery(run: Run, org: str, delivery_id: str, step: Step) -> WebhookDelivery:

@@ -9,11 +9,11 @@ from functools import partial
 
 from sqlalchemy.orm import Session
 
-from automation import evaluation, replica
+from automation import batch, evaluation, replica
 from automation.rules import TRIGGERS
 from lms_common.contracts import SUITE_EVENTS
 from lms_common.envelope import Event
-from lms_common.processing import Handler
+from lms_common.processing import BatchHandler, Handler
 
 
 def on_trigger(session: Session, event: Event) -> None:
@@ -56,3 +56,6 @@ def _handlers() -> dict[str, Handler]:
 
 
 HANDLERS = _handlers()
+
+# Runs of these triggers in one consumer batch are evaluated set-based (see automation.batch).
+BATCH_HANDLERS: dict[str, BatchHandler] = dict.fromkeys(batch.SET_BASED_TRIGGERS, batch.evaluate_batch)

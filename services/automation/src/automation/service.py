@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from automation.api import BLUEPRINTS
-from automation.handlers import HANDLERS
+from automation.handlers import BATCH_HANDLERS, HANDLERS
 from lms_common.service import ServiceDefinition
 
 SERVICE = ServiceDefinition(
@@ -12,4 +12,5 @@ SERVICE = ServiceDefinition(
     migrations=str(Path(__file__).parent / "migrations"),
     blueprints=BLUEPRINTS,
     handlers=HANDLERS,
+    batch_handlers=BATCH_HANDLERS,
 )

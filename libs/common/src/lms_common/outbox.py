@@ -52,9 +52,9 @@ class OutboxMessage(Base):
     )
 
 
-def _row(event: Event, catalog: EventCatalog) -> dict[str, object]:
+def _row(event: Event, catalog: EventCatalog, request_id: str | None) -> dict[str, object]:
     catalog.validate(event)
-    headers = {"x-request-id": current_correlation_id() or event.id}
+    headers = {"x-request-id": request_id or current_correlation_id() or event.id}
     return {
         "event_id": event.id,
         "event_type": event.type,
@@ -82,9 +82,24 @@ def add(session: Session, event: Event, catalog: EventCatalog = SUITE_EVENTS) ->
     add_many(session, [event], catalog)
 
 
-def add_many(session: Session, events: Iterable[Event], catalog: EventCatalog = SUITE_EVENTS) -> int:
-    """Add many events in one multi-row insert; returns how many. Bulk use cases call this."""
-    rows = [_row(event, catalog) for event in events]
+def add_many(
+    session: Session,
+    events: Iterable[Event],
+    catalog: EventCatalog = SUITE_EVENTS,
+    *,
+    request_ids: Iterable[str] | None = None,
+) -> int:
+    """Add many events in one multi-row insert; returns how many. Bulk use cases call this.
+
+    ``request_ids``, one per event, stamp each event with the request id of the message that
+    caused it rather than the current one: a batch handler's events then carry what they would
+    have carried had each message been handled alone.
+    """
+    events = list(events)
+    ids: list[str | None] = [None] * len(events) if request_ids is None else list(request_ids)
+    if len(ids) != len(events):
+        raise ValueError(f"{len(ids)} request ids for {len(events)} events")
+    rows = [_row(event, catalog, request_id) for event, request_id in zip(events, ids, strict=True)]
     if not rows:
         return 0
     session.execute(insert(OutboxMessage), rows)

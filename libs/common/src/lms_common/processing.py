@@ -45,8 +45,13 @@ _correlations: ContextVar[Mapping[str, str] | None] = ContextVar("batch_correlat
 
 def event_correlation(event: Event) -> AbstractContextManager[None]:
     """Run the block with the correlation id of ``event``'s delivery: a batch handler runs
-    under its first event's id, and wraps what it publishes for another event in this."""
-    return correlation((_correlations.get() or {}).get(event.id, event.id))
+    under its first event's id, and wraps what it does for another event in this."""
+    return correlation(correlation_of(event))
+
+
+def correlation_of(event: Event) -> str:
+    """The correlation id of ``event``'s delivery (for ``outbox.add_many(request_ids=...)``)."""
+    return (_correlations.get() or {}).get(event.id, event.id)
 
 
 class HandlerFailed(Exception):

@@ -96,6 +96,23 @@ def test_add_many_adds_every_event_in_order(
     assert [row.event_id for row in rows(session_factory)] == [event.id for event in events]
 
 
+def test_add_many_stamps_each_event_with_the_request_id_of_its_cause(
+    session_factory: sessionmaker[Session], make_event: Callable[..., Event]
+) -> None:
+    events = [make_event("EmployeeOffboarded", employee_id=f"E-{n}") for n in range(2)]
+    with correlation("batch-first"), session_scope(session_factory) as session:
+        outbox.add_many(session, events, request_ids=["req-a", "req-b"])
+    assert [row.headers for row in rows(session_factory)] == [{"x-request-id": "req-a"}, {"x-request-id": "req-b"}]
+
+
+def test_add_many_refuses_request_ids_that_do_not_pair_with_the_events(
+    session_factory: sessionmaker[Session], make_event: Callable[..., Event]
+) -> None:
+    with pytest.raises(ValueError, match="1 request ids for 2 events"), session_scope(session_factory) as session:
+        outbox.add_many(session, [make_event("UserDisabled"), make_event("UserDisabled")], request_ids=["req-a"])
+    assert rows(session_factory) == []
+
+
 def test_add_many_of_nothing_adds_nothing(session_factory: sessionmaker[Session]) -> None:
     with session_scope(session_factory) as session:
         assert outbox.add_many(session, []) == 0

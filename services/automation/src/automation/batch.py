@@ -24,7 +24,7 @@ from functools import partial
 from typing import Any
 
 import structlog
-from sqlalchemy import insert, select, text
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from automation import commands, evaluation, metrics
@@ -32,12 +32,11 @@ from automation.commands import Step, Subject
 from automation.evaluation import DEFAULT_INVOICE, DUPLICATE, EMITTED
 from automation.models import Effect, Employment, OrgSettings, Rule, Run, SourceEvent
 from automation.rules import DAILY_TICK, TRIGGERS
-from lms_common.context import current_correlation_id
+from lms_common import outbox
 from lms_common.contracts import SUITE_EVENTS
-from lms_common.db import is_postgres, new_id, utcnow
+from lms_common.db import new_id, utcnow
 from lms_common.envelope import Event
-from lms_common.outbox import NOTIFY_CHANNEL, OutboxMessage
-from lms_common.processing import event_correlation
+from lms_common.processing import correlation_of, event_correlation
 
 log = structlog.get_logger("automation.batch")
 
@@ -252,7 +251,7 @@ class Rows:
     runs: list[dict[str, Any]] = field(default_factory=list)
     employments: list[dict[str, Any]] = field(default_factory=list)
     effects: list[dict[str, Any]] = field(default_factory=list)
-    outbox: list[dict[str, Any]] = field(default_factory=list)
+    commands: list[tuple[Event, str]] = field(default_factory=list)  # with the request id of their cause
 
 
 def write(session: Session, planned: list[PlannedEvent]) -> None:
@@ -268,12 +267,12 @@ def write(session: Session, planned: list[PlannedEvent]) -> None:
         (Run, rows.runs),
         (Employment, rows.employments),
         (Effect, rows.effects),
-        (OutboxMessage, rows.outbox),
     ):
         if table_rows:
             session.execute(insert(model), table_rows)
-    if rows.outbox:
-        _wake_relay(session)
+    outbox.add_many(
+        session, [command for command, _ in rows.commands], request_ids=[cause for _, cause in rows.commands]
+    )
 
 
 def stored_effects(session: Session, planned: list[PlannedEvent]) -> set[tuple[str, str]]:
@@ -304,7 +303,7 @@ def _event_rows(rows: Rows, item: PlannedEvent, now: datetime) -> None:
         rows.employments.append(
             {"org_id": org, "employee_id": employee, "start_date": start_date, "cycle": cycle, "created_at": now}
         )
-    correlation_id = _correlation_of(event)
+    correlation_id = correlation_of(event)
     for run in item.runs:
         _run_rows(rows, event, run, now, correlation_id)
 
@@ -320,7 +319,7 @@ def _run_rows(rows: Rows, event: Event, run: PlannedRun, now: datetime, correlat
         else:
             rows.had.add((event.orgid, step.natural_key))
             rows.effects.append(_effect_row(event.orgid, step, command.id, run_id, now))
-            rows.outbox.append(_outbox_row(command, correlation_id, now))
+            rows.commands.append((command, correlation_id))
             metrics.COMMANDS.labels(step.kind, EMITTED).inc()
             outcomes.append(evaluation.outcome(step, EMITTED, command.id))
     matched = bool(run.steps)
@@ -342,29 +341,3 @@ def _effect_row(org: str, step: Step, command_id: str, run_id: str, now: datetim
         "run_id": run_id,
         "created_at": now,
     }
-
-
-def _correlation_of(event: Event) -> str:
-    """The correlation id the per-event path would give this event's commands."""
-    with event_correlation(event):
-        return current_correlation_id() or event.id
-
-
-def _outbox_row(command: Event, correlation_id: str, now: datetime) -> dict[str, Any]:
-    """The row :func:`lms_common.outbox.add` writes, with the correlation of the command's cause
-    rather than of the batch's first event (``add_many`` takes one for all)."""
-    return {
-        "event_id": command.id,
-        "event_type": command.type,
-        "routing_key": SUITE_EVENTS.routing_key(command),
-        "body": command.to_json(),
-        "headers": {"x-request-id": correlation_id},
-        "created_at": now,
-        "attempts": 0,
-    }
-
-
-def _wake_relay(session: Session) -> None:
-    """Wake the relay at commit, as :mod:`lms_common.outbox` does (PostgreSQL only)."""
-    if is_postgres(session):
-        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})

@@ -15,7 +15,7 @@ afresh after it, so order holds.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -30,7 +30,7 @@ from lms_common.contracts import EMPLOYEE_ONBOARDED, INVOICE_PAID
 from lms_common.contracts import enrollment as enrollment_contract
 from lms_common.db import utcnow
 from lms_common.envelope import Event
-from lms_common.processing import BatchHandler, Handler, event_correlation
+from lms_common.processing import BatchHandler, Handler, correlation_of, event_correlation
 
 
 @dataclass
@@ -109,15 +109,11 @@ class Plan:
             session.execute(insert(RoleAssignment), [_columns(row) for row in self.new_assignments])
         for cause, user, code in self.unknown_locations:
             handlers.warn_unknown_location(session, user.org_id, user.id, cause.id, code)
-        outbox.add_many(session, self._events_in_their_correlation())
-
-    def _events_in_their_correlation(self) -> Iterator[Event]:
-        # outbox.add_many stamps each event with the correlation current when it reaches it:
-        # an event caused by a later message of the batch carries that message's id, as it
-        # would had the message been handled alone.
-        for cause, event in self.events:
-            with event_correlation(cause):
-                yield event
+        # an event caused by a later message of the batch carries that message's request id,
+        # as it would had the message been handled alone
+        outbox.add_many(
+            session, [event for _, event in self.events], request_ids=[correlation_of(c) for c, _ in self.events]
+        )
 
 
 def _columns(row: User | RoleAssignment) -> dict[str, Any]:

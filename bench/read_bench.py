@@ -47,6 +47,12 @@ KEY = RSAKey.generate_key(2048, parameters={"kid": KID, "use": "sig", "alg": "RS
 ALL_SCOPES = "catalog:read catalog:write content:grant settings:write enrollment:read enrollment:write learner"
 COURSES = 100
 LEARNER_COURSES = 30
+# Every checkout is seeded with the same ids and times, so their answers can be compared byte for byte.
+SEEDED_AT = datetime.now(UTC).replace(microsecond=123456)
+
+
+def seeded_id(name: str) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{ORG}/{name}"))
 
 
 def serve_jwks(port: int) -> ThreadingHTTPServer:
@@ -92,9 +98,9 @@ def drop_database(admin_url: str, name: str) -> None:
 
 
 def seed_catalog(url: str) -> None:
-    now = datetime.now(UTC)
+    now = SEEDED_AT
     rows = [
-        {"id": str(uuid.uuid4()), "org_id": ORG, "title": f"Course {i}", "description": "About course " * 8,
+        {"id": seeded_id(f"course-{i}"), "org_id": ORG, "title": f"Course {i}", "description": "About course " * 8,
          "status": "published", "created_by": ADMIN, "version": 2, "created_at": now + timedelta(seconds=i),
          "updated_at": now, "published_at": now}
         for i in range(COURSES)
@@ -103,10 +109,10 @@ def seed_catalog(url: str) -> None:
 
 
 def seed_enrollment(url: str) -> None:
-    now = datetime.now(UTC)
-    courses = [str(uuid.uuid4()) for _ in range(LEARNER_COURSES)]
-    product, grant = str(uuid.uuid4()), str(uuid.uuid4())
-    enrollments = [str(uuid.uuid4()) for _ in courses]
+    now = SEEDED_AT
+    courses = [seeded_id(f"course-{i}") for i in range(LEARNER_COURSES)]
+    product, grant = seeded_id("product"), seeded_id("grant")
+    enrollments = [seeded_id(f"enrollment-{i}") for i in range(LEARNER_COURSES)]
     _insert(url, "courses", [
         {"id": c, "org_id": ORG, "title": f"Course {i}", "status": "published", "version": 2, "lesson_count": 5}
         for i, c in enumerate(courses)
@@ -196,8 +202,12 @@ def _wait(probe: str, base: str) -> str:
     raise RuntimeError(f"{probe} did not answer")
 
 
-def measure(checkout: Checkout, issuer: str, port: int, seconds: float) -> dict[str, tuple[float, float, float, int]]:
-    """name -> (requests/s, p50 ms, p99 ms, errors) for the bare endpoint and both reads."""
+Figures = dict[str, tuple[float, float, float, int]]
+
+
+def measure(checkout: Checkout, issuer: str, port: int, seconds: float) -> tuple[Figures, dict[str, bytes]]:
+    """name -> (requests/s, p50 ms, p99 ms, errors) for the bare endpoint and both reads, and
+    name -> the body of the reads' answers."""
     bare = checkout.start_bare(port)
     catalog = checkout.start("catalog", port + 1)
     enrollment = checkout.start("enrollment", port + 2)
@@ -207,18 +217,18 @@ def measure(checkout: Checkout, issuer: str, port: int, seconds: float) -> dict[
         "enrollment": (f"{enrollment}/v1/me/courses", token(issuer, LEARNER, "learner catalog:read")),
     }
     try:
-        for url, bearer in targets.values():
-            _check(url, bearer)
-        return {name: wrk(url, bearer, seconds) for name, (url, bearer) in targets.items()}
+        bodies = {name: _check(url, bearer) for name, (url, bearer) in targets.items() if name != "bare"}
+        return {name: wrk(url, bearer, seconds) for name, (url, bearer) in targets.items()}, bodies
     finally:
         checkout.stop()
 
 
-def _check(url: str, bearer: str) -> None:
+def _check(url: str, bearer: str) -> bytes:
     response = requests.get(url, headers={"Authorization": f"Bearer {bearer}"}, timeout=10)
     response.raise_for_status()
     for _ in range(50):  # warm every thread's connection and caches
         requests.get(url, headers={"Authorization": f"Bearer {bearer}"}, timeout=10)
+    return response.content
 
 
 def wrk(url: str, bearer: str, seconds: float) -> tuple[float, float, float, int]:
@@ -243,7 +253,7 @@ def _field(text: str, pattern: str, default: str | None = None) -> str:
     return found.group(1) if found else default  # type: ignore[return-value]
 
 
-def report(label: str, figures: dict[str, tuple[float, float, float, int]]) -> None:
+def report(label: str, figures: Figures) -> None:
     bare_rate = figures["bare"][0]
     for name, (rate, p50, p99, errors) in figures.items():
         ratio = "" if name == "bare" else f"  {rate / bare_rate:.2f} of bare"
@@ -277,8 +287,13 @@ def main() -> int:
             checkout.prepare()
         for number in range(args.rounds):
             print(f"round {number + 1} (wrk, {api_bench.CONNECTIONS} connections, {args.seconds:.0f} s each)")
+            answers = []
             for i, checkout in enumerate(checkouts):
-                report(checkout.label, measure(checkout, issuer, base + 10 * (i + 1), args.seconds))
+                figures, bodies = measure(checkout, issuer, base + 10 * (i + 1), args.seconds)
+                report(checkout.label, figures)
+                answers.append(bodies)
+            if len(answers) == 2:
+                print(f"  answers byte for byte the same: {answers[0] == answers[1]}", flush=True)
     finally:
         for checkout in checkouts:
             checkout.remove()

@@ -26,7 +26,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from lms_common import metrics
 from lms_common.context import begin_correlation, end_correlation
-from lms_common.db import new_id, session_scope
+from lms_common.db import make_read_session_factory, new_id, session_scope
 from lms_common.errors import Problem, from_problem, problem_response
 
 if TYPE_CHECKING:
@@ -207,6 +207,21 @@ def unit_of_work() -> Iterator[Session]:
     """A database transaction for this request: committed at the end of the block."""
     with session_scope(runtime().session_factory) as session:
         yield session
+
+
+@contextmanager
+def read_only() -> Iterator[Session]:
+    """A session for a request that only reads, without a transaction's round trips
+    (see ``make_read_session_factory``); it refuses to write."""
+    with session_scope(_read_session_factory(runtime())) as session:
+        yield session
+
+
+def _read_session_factory(rt: Runtime) -> Any:
+    factory = rt.extras.get("read_session_factory")
+    if factory is None:  # made once per process; two threads making one each is harmless
+        factory = rt.extras["read_session_factory"] = make_read_session_factory(rt.engine)
+    return factory
 
 
 # --- cursor pagination ------------------------------------------------------------------------

@@ -175,6 +175,23 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 
+def make_read_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for units of work that only read: their statements run in autocommit mode.
+
+    A transaction costs two round trips of its own (BEGIN, COMMIT), more than a one-statement
+    read does. Under READ COMMITTED, the isolation every engine here uses, each statement
+    sees its own snapshot inside a transaction too, so a read sees the same without one. A
+    flush, the ORM's way to write, is refused: writes belong in a unit of work.
+    """
+    factory = sessionmaker(bind=engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False)
+    event.listen(factory, "before_flush", _refuse_writes)
+    return factory
+
+
+def _refuse_writes(session: Session, *_args: Any) -> None:
+    raise RuntimeError("a read-only session cannot write: use a unit of work")
+
+
 @contextmanager
 def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
     """A unit of work: commit when the block ends normally, roll back when it raises."""

@@ -13,7 +13,14 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
-from lms_common.db import PING_AFTER_IDLE_SECONDS, _ping_if_suspect, make_engine, normalise_url, session_scope
+from lms_common.db import (
+    PING_AFTER_IDLE_SECONDS,
+    _ping_if_suspect,
+    make_engine,
+    make_read_session_factory,
+    normalise_url,
+    session_scope,
+)
 from lms_common.inbox import InboxMessage
 
 PARIS_SUMMER = timezone(timedelta(hours=2))
@@ -169,3 +176,18 @@ def test_a_connection_the_server_spoke_on_is_pinged_and_kept_when_it_answers() -
     connection.server.send(b"N")  # e.g. a notice
     _ping_if_suspect(connection, FakeRecord(idle_seconds=1), None)  # type: ignore[arg-type]
     assert connection.pings == 1
+
+
+def test_a_read_only_session_reads_committed_rows(session_factory: sessionmaker[Session]) -> None:
+    with session_scope(session_factory) as session:
+        session.add(InboxMessage(event_id="e1", event_type="T"))
+    reads = make_read_session_factory(session_factory.kw["bind"])
+    with session_scope(reads) as session:
+        assert session.scalars(select(InboxMessage.event_id)).all() == ["e1"]
+
+
+def test_a_read_only_session_refuses_to_write(session_factory: sessionmaker[Session]) -> None:
+    reads = make_read_session_factory(session_factory.kw["bind"])
+    with pytest.raises(RuntimeError, match="cannot write"), session_scope(reads) as session:
+        session.add(InboxMessage(event_id="e1", event_type="T"))
+    assert count_inbox(session_factory) == 0

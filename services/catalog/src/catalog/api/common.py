@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Select
 
 from catalog.access import READ, WRITE, Actor
-from lms_common.api import page, paginate, unit_of_work
+from lms_common.api import page, paginate, read_only
 from lms_common.auth import current_principal
 
 # Reading needs catalog:read; authors (catalog:write) read what they write without it.
@@ -32,7 +32,7 @@ def listing(
 
     ``entities=False`` pages plain rows of the query's columns, for views that need no relation.
     """
-    with unit_of_work() as session:
+    with read_only() as session:
         keys = [model.created_at, model.id]
         rows, cursor = paginate(session, query, keys, args["limit"], args.get("cursor"), entities=entities)
         return page([render(row) for row in rows], cursor)

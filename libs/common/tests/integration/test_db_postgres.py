@@ -1,4 +1,5 @@
-"""Pooled PostgreSQL connections whose server side went away are replaced before use."""
+"""On PostgreSQL: pooled connections whose server side went away are replaced before use, and
+read-only sessions run without a transaction."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import time
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.pool import NullPool
 
-from lms_common.db import make_engine, make_session_factory, session_scope
+from lms_common.db import make_engine, make_read_session_factory, make_session_factory, session_scope
 
 
 def backend_pid(engine: Engine) -> int:
@@ -43,4 +44,18 @@ def test_a_unit_of_work_after_a_server_restart_of_every_connection_succeeds(post
     for _ in range(3):
         with session_scope(factory) as session:
             assert session.execute(text("SELECT pg_backend_pid()")).scalar_one() not in pids
+    engine.dispose()
+
+
+def test_a_read_only_session_runs_each_statement_on_its_own(postgres_url: str) -> None:
+    engine = make_engine(postgres_url)
+    with session_scope(make_read_session_factory(engine)) as session:
+        session.execute(text("SELECT 1"))
+        time.sleep(0.01)
+        # Inside a transaction now() is when it began, before this statement.
+        assert session.execute(text("SELECT now() = statement_timestamp()")).scalar_one()
+    with session_scope(make_session_factory(engine)) as session:
+        session.execute(text("SELECT 1"))
+        time.sleep(0.01)
+        assert not session.execute(text("SELECT now() = statement_timestamp()")).scalar_one()
     engine.dispose()

@@ -7,7 +7,9 @@ Each checkout gets its own databases (migrated by its own code), seeded alike: 1
 courses in one organization, and a learner holding a grant of a product of 30 courses. The keys
 come from a JWKS served by this script; tokens are minted here as identity mints them. Every
 endpoint is loaded in turn (bare, catalog, enrollment), checkout after checkout, so the ratios of
-one round share the machine's weather. Ports: LMS_E2E_PORT_BASE + 400 and up.
+one round share the machine's weather. Besides requests/s and latency it reports the CPU time
+spent per request by the API's processes and the PostgreSQL backends serving it, a figure other
+load on the machine disturbs far less. Ports: LMS_E2E_PORT_BASE + 400 and up.
 """
 
 from __future__ import annotations
@@ -185,10 +187,41 @@ class Checkout:
             api_bench.stop(process)
         self.processes.clear()
 
+    def pids(self) -> list[int]:
+        """Every API process (gunicorn masters and workers) and every backend on our databases."""
+        found = [pid for process in self.processes for pid in _tree(process.pid)]
+        names = [f"lms_read_{self.run}_{service}" for service in ("catalog", "enrollment")]
+        admin = sa.create_engine(self.admin_url, poolclass=sa.NullPool)
+        with admin.connect() as connection:
+            query = sa.text("SELECT pid FROM pg_stat_activity WHERE datname = ANY(:names)")
+            found += connection.execute(query, {"names": names}).scalars().all()
+        admin.dispose()
+        return found
+
     def remove(self) -> None:
         self.stop()
         for service in ("catalog", "enrollment"):
             drop_database(self.admin_url, f"lms_read_{self.run}_{service}")
+
+
+def _tree(pid: int) -> list[int]:
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return [pid]
+    return [pid, *(grandchild for child in children for grandchild in _tree(int(child)))]
+
+
+def cpu_ticks(pids: list[int]) -> dict[int, int]:
+    """pid -> user + system CPU time so far, in clock ticks."""
+    ticks = {}
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks[pid] = int(stat[11]) + int(stat[12])
+    return ticks
 
 
 def _wait(probe: str, base: str) -> str:
@@ -202,12 +235,12 @@ def _wait(probe: str, base: str) -> str:
     raise RuntimeError(f"{probe} did not answer")
 
 
-Figures = dict[str, tuple[float, float, float, int]]
+Figures = dict[str, tuple[float, float, float, int, float]]
 
 
 def measure(checkout: Checkout, issuer: str, port: int, seconds: float) -> tuple[Figures, dict[str, bytes]]:
-    """name -> (requests/s, p50 ms, p99 ms, errors) for the bare endpoint and both reads, and
-    name -> the body of the reads' answers."""
+    """name -> (requests/s, p50 ms, p99 ms, errors, CPU ms per request) for the bare endpoint and
+    both reads, and name -> the body of the reads' answers."""
     bare = checkout.start_bare(port)
     catalog = checkout.start("catalog", port + 1)
     enrollment = checkout.start("enrollment", port + 2)
@@ -218,7 +251,7 @@ def measure(checkout: Checkout, issuer: str, port: int, seconds: float) -> tuple
     }
     try:
         bodies = {name: _check(url, bearer) for name, (url, bearer) in targets.items() if name != "bare"}
-        return {name: wrk(url, bearer, seconds) for name, (url, bearer) in targets.items()}, bodies
+        return {name: _load(checkout, url, bearer, seconds) for name, (url, bearer) in targets.items()}, bodies
     finally:
         checkout.stop()
 
@@ -231,7 +264,15 @@ def _check(url: str, bearer: str) -> bytes:
     return response.content
 
 
-def wrk(url: str, bearer: str, seconds: float) -> tuple[float, float, float, int]:
+def _load(checkout: Checkout, url: str, bearer: str, seconds: float) -> tuple[float, float, float, int, float]:
+    before = cpu_ticks(checkout.pids())
+    rate, p50, p99, errors, count = wrk(url, bearer, seconds)
+    after = cpu_ticks(checkout.pids())
+    spent = sum(ticks - before.get(pid, 0) for pid, ticks in after.items()) / os.sysconf("SC_CLK_TCK")
+    return rate, p50, p99, errors, 1000 * spent / max(count, 1)
+
+
+def wrk(url: str, bearer: str, seconds: float) -> tuple[float, float, float, int, int]:
     out = subprocess.run(
         ["wrk", "-t2", f"-c{api_bench.CONNECTIONS}", f"-d{int(seconds)}s", "--latency",
          "-H", f"Authorization: Bearer {bearer}", url],
@@ -241,7 +282,8 @@ def wrk(url: str, bearer: str, seconds: float) -> tuple[float, float, float, int
     p50 = api_bench._ms(_field(out, r"\s50%\s+([\d.]+\w+)"))
     p99 = api_bench._ms(_field(out, r"\s99%\s+([\d.]+\w+)"))
     errors = _field(out, r"Non-2xx or 3xx responses:\s+(\d+)", "0")
-    return rate, p50, p99, int(errors)
+    count = _field(out, r"(\d+) requests in")
+    return rate, p50, p99, int(errors), int(count)
 
 
 def _field(text: str, pattern: str, default: str | None = None) -> str:
@@ -255,10 +297,10 @@ def _field(text: str, pattern: str, default: str | None = None) -> str:
 
 def report(label: str, figures: Figures) -> None:
     bare_rate = figures["bare"][0]
-    for name, (rate, p50, p99, errors) in figures.items():
+    for name, (rate, p50, p99, errors, cpu_ms) in figures.items():
         ratio = "" if name == "bare" else f"  {rate / bare_rate:.2f} of bare"
         note = f"  [{errors} errors]" if errors else ""
-        figures_text = f"{rate:8.0f} req/s  p50 {p50:7.1f} ms  p99 {p99:7.1f} ms"
+        figures_text = f"{rate:8.0f} req/s  p50 {p50:7.1f} ms  p99 {p99:7.1f} ms  CPU {cpu_ms:5.2f} ms/req"
         print(f"  {label:<10} {name:<11} {figures_text}{ratio}{note}", flush=True)
 
 

@@ -43,6 +43,9 @@ KID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 # Headers that tell the verifier where to find a key, or hand it one. The keys come from
 # identity's JWKS only, so a token carrying one of these was not minted by identity.
 KEY_LOCATION_HEADERS = ("jku", "x5u", "jwk", "x5c", "crit")
+# Tokens whose signature and claims have been checked, per process. A client sends the same
+# token for up to 15 minutes, and its signature check was most of the cost of authenticating.
+VERIFIED_TOKENS_KEPT = 4096
 
 
 class InvalidToken(Exception):
@@ -144,6 +147,36 @@ class Revocations(Protocol):
     def is_revoked(self, principal: Principal) -> bool: ...
 
 
+class VerifiedTokens:
+    """Tokens already verified, with their principal and expiry; at most ``size`` of them.
+
+    Only what cannot change for a given token is kept: its signature, issuer, audience and
+    claims. Expiry is checked again on every use, with the verifier's leeway, and the deny list
+    is never cached, so a revoked token or a disabled user is refused as soon as it is known.
+    """
+
+    def __init__(self, size: int = VERIFIED_TOKENS_KEPT):
+        self.size = size
+        self._entries: dict[str, tuple[Principal, float]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, token: str, now: float, leeway: int) -> Principal | None:
+        entry = self._entries.get(token)
+        if entry is None:
+            return None
+        principal, expires_at = entry
+        if expires_at <= now - leeway:  # the registry's own rule for exp
+            self._entries.pop(token, None)
+            return None
+        return principal
+
+    def put(self, token: str, principal: Principal, expires_at: float) -> None:
+        with self._lock:
+            while len(self._entries) >= self.size:
+                self._entries.pop(next(iter(self._entries)))  # the oldest first
+            self._entries[token] = (principal, expires_at)
+
+
 class TokenVerifier:
     def __init__(
         self,
@@ -156,6 +189,8 @@ class TokenVerifier:
     ):
         self.keys = keys
         self.revocations = revocations
+        self.leeway = leeway
+        self.verified = VerifiedTokens()
         self.registry = JWTClaimsRegistry(
             leeway=leeway,
             iss={"essential": True, "value": issuer},
@@ -166,6 +201,13 @@ class TokenVerifier:
         )
 
     def verify(self, token: str) -> Principal:
+        principal = self.verified.get(token, time.time(), self.leeway) or self._verify_signed(token)
+        if self.revocations is not None and self.revocations.is_revoked(principal):
+            raise InvalidToken("token revoked or user disabled")
+        return principal
+
+    def _verify_signed(self, token: str) -> Principal:
+        """Signature, header and claims: what a token carries for its whole life."""
         if len(token) > MAX_TOKEN_BYTES:
             raise InvalidToken("token too large")
         header = self._header(token)
@@ -178,8 +220,7 @@ class TokenVerifier:
         except JoseError as exc:
             raise InvalidToken(str(exc)) from exc
         principal = Principal.from_claims(decoded.claims)
-        if self.revocations is not None and self.revocations.is_revoked(principal):
-            raise InvalidToken("token revoked or user disabled")
+        self.verified.put(token, principal, decoded.claims["exp"])
         return principal
 
     @staticmethod

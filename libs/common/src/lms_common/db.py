@@ -6,6 +6,8 @@ thing. Schemas are created by each service's Alembic migrations, never by ``crea
 
 from __future__ import annotations
 
+import select as selectors
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,8 +17,18 @@ from typing import Any
 
 from sqlalchemy import Connection, DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
+
+# A pooled PostgreSQL connection idle longer than this is pinged before use: a firewall or a
+# proxy may have dropped it without a word. Younger ones are pinged only when their socket has
+# something to say (see ``_ping_if_suspect``).
+PING_AFTER_IDLE_SECONDS = 10.0
+# Connections are replaced after this long whatever happens, so none outlives a server's or a
+# proxy's own limit on a connection's age.
+RECYCLE_SECONDS = 1800
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -99,6 +111,46 @@ def _begin_before_savepoint(connection: Connection, _name: str) -> None:
         dbapi_connection.execute("BEGIN")
 
 
+def _mark_checked_in(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+    record.info["checked_in_at"] = time.monotonic()
+
+
+def _ping_if_suspect(dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+    """Pessimistic disconnect handling at a fraction of ``pool_pre_ping``'s cost.
+
+    A round trip on every checkout was a large share of every API request. An idle connection in
+    the pool receives nothing, so when the server goes away (restart, crash, terminated backend)
+    its closing message or the socket's end makes the socket readable: only then, or after a
+    long idle time, is the connection pinged. A failed ping raises DisconnectionError, on which
+    the pool drops the connection and checks out another (a fresh one when all are stale).
+    """
+    now = time.monotonic()
+    idle = now - record.info.get("checked_in_at", now)  # a connection just made is not pinged
+    if idle < PING_AFTER_IDLE_SECONDS and not _socket_has_news(dbapi_connection):
+        return
+    try:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("SELECT 1")
+        cursor.close()
+    except Exception as exc:
+        raise DisconnectionError(f"pooled connection lost: {exc!r}") from exc
+
+
+def _socket_has_news(dbapi_connection: Any) -> bool:
+    """Whether an idle connection's socket is readable or closed (both mean: look closer)."""
+    try:
+        poller = selectors.poll()  # not select(): it fails on descriptors past 1024
+        poller.register(dbapi_connection.fileno(), selectors.POLLIN | selectors.POLLPRI)
+        return bool(poller.poll(0))
+    except Exception:  # a closed connection has no socket; psycopg says so with its own error
+        return True
+
+
+def _install_disconnect_handling(engine: Engine) -> None:
+    event.listen(engine, "checkin", _mark_checked_in)
+    event.listen(engine, "checkout", _ping_if_suspect)
+
+
 def make_engine(url: str, **options: Any) -> Engine:
     """An engine for ``url``; SQLite files get WAL and a busy timeout, their folder is created."""
     url = normalise_url(url)
@@ -110,14 +162,34 @@ def make_engine(url: str, **options: Any) -> Engine:
         event.listen(engine, "connect", _tune_sqlite)
         event.listen(engine, "savepoint", _begin_before_savepoint)
         return engine
-    options.setdefault("pool_pre_ping", True)
+    options.setdefault("pool_recycle", RECYCLE_SECONDS)
     options.setdefault("pool_size", 10)
     options.setdefault("max_overflow", 20)
-    return create_engine(url, **options)
+    engine = create_engine(url, **options)
+    if not options.get("pool_pre_ping"):
+        _install_disconnect_handling(engine)
+    return engine
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def make_read_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for units of work that only read: their statements run in autocommit mode.
+
+    A transaction costs two round trips of its own (BEGIN, COMMIT), more than a one-statement
+    read does. Under READ COMMITTED, the isolation every engine here uses, each statement
+    sees its own snapshot inside a transaction too, so a read sees the same without one. A
+    flush, the ORM's way to write, is refused: writes belong in a unit of work.
+    """
+    factory = sessionmaker(bind=engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False)
+    event.listen(factory, "before_flush", _refuse_writes)
+    return factory
+
+
+def _refuse_writes(session: Session, *_args: Any) -> None:
+    raise RuntimeError("a read-only session cannot write: use a unit of work")
 
 
 @contextmanager

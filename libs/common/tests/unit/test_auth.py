@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from lms_common.auth import InvalidToken, JWKSCache, Principal, TokenVerifier
+from lms_common.auth import InvalidToken, JWKSCache, Principal, TokenVerifier, VerifiedTokens
 from lms_common.testing import TEST_ISSUER, TestKeys
 
 
@@ -84,6 +84,77 @@ def test_revoked_token_is_refused(keys: TestKeys) -> None:
     with pytest.raises(InvalidToken, match="revoked"):
         verifier.verify(keys.mint(sub="user-1"))
     assert [principal.subject for principal in revocations.asked] == ["user-1"]
+
+
+class RevokeWhenTold:
+    def __init__(self) -> None:
+        self.revoked: set[str] = set()
+
+    def is_revoked(self, principal: Principal) -> bool:
+        return principal.token_id in self.revoked
+
+
+class CountingKeys:
+    """The test keys, counting how often the verifier asks for one (once per signature check)."""
+
+    def __init__(self, keys: TestKeys) -> None:
+        self.keys = keys
+        self.lookups = 0
+
+    def key(self, kid: str) -> Any | None:
+        self.lookups += 1
+        return self.keys.key(kid)
+
+
+def test_a_token_seen_before_is_not_checked_again(keys: TestKeys) -> None:
+    counting = CountingKeys(keys)
+    verifier = TokenVerifier(counting, issuer=TEST_ISSUER, audience="lms")
+    token = keys.mint(sub="user-1")
+    assert [verifier.verify(token).subject for _ in range(3)] == ["user-1"] * 3
+    assert counting.lookups == 1
+
+
+def test_revocation_takes_effect_at_once_for_a_token_seen_before(keys: TestKeys) -> None:
+    revocations = RevokeWhenTold()
+    verifier = TokenVerifier(keys, issuer=TEST_ISSUER, audience="lms", revocations=revocations)
+    token = keys.mint(jti="t-1")
+    verifier.verify(token)
+    revocations.revoked.add("t-1")
+    with pytest.raises(InvalidToken, match="revoked"):
+        verifier.verify(token)
+
+
+def test_a_token_seen_before_expires_all_the_same(keys: TestKeys) -> None:
+    verifier = TokenVerifier(keys, issuer=TEST_ISSUER, audience="lms", leeway=0)
+    token = keys.mint(lifetime=2)
+    verifier.verify(token)
+    time.sleep(2.1)
+    with pytest.raises(InvalidToken, match="expired"):
+        verifier.verify(token)
+
+
+def test_a_refused_token_is_not_remembered(keys: TestKeys, verifier: TokenVerifier) -> None:
+    for _ in range(2):
+        with pytest.raises(InvalidToken):
+            verifier.verify(keys.mint(audience="someone-else"))
+    assert not verifier.verified._entries
+
+
+def test_verified_tokens_honour_exp_with_the_leeway() -> None:
+    verified = VerifiedTokens()
+    principal = Principal(subject="u", org="o", permissions=frozenset())
+    verified.put("token", principal, expires_at=1000)
+    assert verified.get("token", now=1009, leeway=10) is principal
+    assert verified.get("token", now=1010, leeway=10) is None
+    assert verified.get("token", now=1000, leeway=10) is None  # dropped once expired
+
+
+def test_verified_tokens_keep_at_most_their_size() -> None:
+    verified = VerifiedTokens(size=2)
+    principal = Principal(subject="u", org="o", permissions=frozenset())
+    for token in ("a", "b", "c"):
+        verified.put(token, principal, expires_at=2000)
+    assert [verified.get(token, now=1000, leeway=0) for token in ("a", "b", "c")] == [None, principal, principal]
 
 
 # --- JWKSCache --------------------------------------------------------------------------------

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import socket
+import time
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import StatementError
+from sqlalchemy.exc import DisconnectionError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
-from lms_common.db import make_engine, normalise_url, session_scope
+from lms_common.db import (
+    PING_AFTER_IDLE_SECONDS,
+    _ping_if_suspect,
+    make_engine,
+    make_read_session_factory,
+    normalise_url,
+    session_scope,
+)
 from lms_common.inbox import InboxMessage
 
 PARIS_SUMMER = timezone(timedelta(hours=2))
@@ -107,3 +116,78 @@ def test_new_sqlite_file_runs_in_wal_mode_with_foreign_keys(tmp_path: Path) -> N
         assert connection.execute(text("PRAGMA busy_timeout")).scalar() == 10000
     engine.dispose()
     assert (tmp_path / "var" / "new.sqlite3").is_file()
+
+
+# --- disconnect handling of pooled PostgreSQL connections --------------------------------------
+
+
+class FakeConnection:
+    """A DBAPI connection over one end of a socket pair; the other end plays the server."""
+
+    def __init__(self) -> None:
+        self.ours, self.server = socket.socketpair()
+        self.pings = 0
+        self.server_gone = False
+
+    def fileno(self) -> int:
+        return self.ours.fileno()
+
+    def cursor(self) -> FakeConnection:
+        return self
+
+    def execute(self, _sql: str) -> None:
+        self.pings += 1
+        if self.server_gone:
+            raise OSError("server closed the connection unexpectedly")
+
+    def close(self) -> None:
+        pass
+
+
+class FakeRecord:
+    def __init__(self, idle_seconds: float | None = None) -> None:
+        self.info: dict[str, float] = {}
+        if idle_seconds is not None:
+            self.info["checked_in_at"] = time.monotonic() - idle_seconds
+
+
+def test_a_quiet_connection_used_recently_is_not_pinged() -> None:
+    connection = FakeConnection()
+    _ping_if_suspect(connection, FakeRecord(idle_seconds=1), None)  # type: ignore[arg-type]
+    assert connection.pings == 0
+
+
+def test_a_connection_idle_for_long_is_pinged() -> None:
+    connection = FakeConnection()
+    _ping_if_suspect(connection, FakeRecord(idle_seconds=PING_AFTER_IDLE_SECONDS + 1), None)  # type: ignore[arg-type]
+    assert connection.pings == 1
+
+
+def test_a_connection_the_server_closed_is_replaced() -> None:
+    connection = FakeConnection()
+    connection.server.close()
+    connection.server_gone = True
+    with pytest.raises(DisconnectionError):
+        _ping_if_suspect(connection, FakeRecord(idle_seconds=1), None)  # type: ignore[arg-type]
+
+
+def test_a_connection_the_server_spoke_on_is_pinged_and_kept_when_it_answers() -> None:
+    connection = FakeConnection()
+    connection.server.send(b"N")  # e.g. a notice
+    _ping_if_suspect(connection, FakeRecord(idle_seconds=1), None)  # type: ignore[arg-type]
+    assert connection.pings == 1
+
+
+def test_a_read_only_session_reads_committed_rows(session_factory: sessionmaker[Session]) -> None:
+    with session_scope(session_factory) as session:
+        session.add(InboxMessage(event_id="e1", event_type="T"))
+    reads = make_read_session_factory(session_factory.kw["bind"])
+    with session_scope(reads) as session:
+        assert session.scalars(select(InboxMessage.event_id)).all() == ["e1"]
+
+
+def test_a_read_only_session_refuses_to_write(session_factory: sessionmaker[Session]) -> None:
+    reads = make_read_session_factory(session_factory.kw["bind"])
+    with pytest.raises(RuntimeError, match="cannot write"), session_scope(reads) as session:
+        session.add(InboxMessage(event_id="e1", event_type="T"))
+    assert count_inbox(session_factory) == 0

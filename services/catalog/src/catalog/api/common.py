@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Select
 
 from catalog.access import READ, WRITE, Actor
-from lms_common.api import page, paginate, unit_of_work
+from lms_common.api import page, paginate, read_only
 from lms_common.auth import current_principal
 
 # Reading needs catalog:read; authors (catalog:write) read what they write without it.
@@ -20,8 +20,19 @@ def actor() -> Actor:
     return Actor.from_principal(current_principal())
 
 
-def listing(query: Select[Any], model: Any, args: dict[str, Any], render: Callable[[Any], dict[str, Any]]) -> Any:
-    """One page of ``query`` in creation order, rendered, with ``next_cursor`` and a Link header."""
-    with unit_of_work() as session:
-        rows, cursor = paginate(session, query, [model.created_at, model.id], args["limit"], args.get("cursor"))
+def listing(
+    query: Select[Any],
+    model: Any,
+    args: dict[str, Any],
+    render: Callable[[Any], dict[str, Any]],
+    *,
+    entities: bool = True,
+) -> Any:
+    """One page of ``query`` in creation order, rendered, with ``next_cursor`` and a Link header.
+
+    ``entities=False`` pages plain rows of the query's columns, for views that need no relation.
+    """
+    with read_only() as session:
+        keys = [model.created_at, model.id]
+        rows, cursor = paginate(session, query, keys, args["limit"], args.get("cursor"), entities=entities)
         return page([render(row) for row in rows], cursor)

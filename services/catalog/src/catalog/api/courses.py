@@ -38,7 +38,9 @@ class Courses(MethodView):
         Filters: `status`, `q` (title contains); creation order, cursor pagination.
         """
         query = services.course_query(actor(), args.get("status"), args.get("q"))
-        return listing(query, Course, args, views.course)
+        # Plain rows: a page of courses needs no identity map, change tracking or relations.
+        columns = query.with_only_columns(*Course.__table__.columns)
+        return listing(columns, Course, args, views.course, entities=False)
 
     @require(*WRITERS)
     @blp.arguments(s.CourseCreate)

@@ -197,15 +197,28 @@ class Lms:
     def failures(self) -> int:
         """Batches the workers rolled back and relay cycles abandoned because the database or the
         broker failed, since each process last started (worker and relay /metrics)."""
+        return self._worker_and_relay_total(
+            ("lms_consumer_batch_failures_total", WORKERS), ("lms_outbox_relay_failures_total", RELAYS)
+        )
+
+    def lost_database_connections(self) -> int:
+        """Database connections the workers and relays found lost, since each last started."""
+        return self._worker_and_relay_total(
+            ("lms_database_disconnects_total", WORKERS), ("lms_database_disconnects_total", RELAYS)
+        )
+
+    def _worker_and_relay_total(
+        self, of_workers: tuple[str, Iterable[str]], of_relays: tuple[str, Iterable[str]]
+    ) -> int:
         total = 0
-        for metric, services, read in (
-            ("lms_consumer_batch_failures_total", WORKERS, self.suite.worker_metrics),
-            ("lms_outbox_relay_failures_total", RELAYS, self.suite.relay_metrics),
+        for (metric, services), read in (
+            (of_workers, self.suite.worker_metrics),
+            (of_relays, self.suite.relay_metrics),
         ):
-            pattern = re.compile(rf"^{metric}\{{[^}}]*\}} ([0-9.e+]+)$", re.MULTILINE)
+            pattern = re.compile(rf"^{metric}(\{{[^}}]*\}})? ([0-9.e+]+)$", re.MULTILINE)
             for service in services:
                 try:
-                    total += int(sum(float(v) for v in pattern.findall(read(service))))
+                    total += int(sum(float(value) for _, value in pattern.findall(read(service))))
                 except requests.RequestException:
                     continue
         return total

@@ -222,16 +222,18 @@ def test_rabbitmq_restarted_three_times_and_killed_once(
 def test_postgresql_restarted_immediately_mid_burst(
     lms: Lms, rabbit: PrivateRabbit, postgres: PrivatePostgres, dead_before: dict[str, list[str]]
 ) -> None:
-    duplicates, failures_before = DuplicateCount(lms), lms.failures()
+    duplicates, failures_before, lost_before = DuplicateCount(lms), lms.failures(), lms.lost_database_connections()
     burst = Burst(lms, rabbit, scaled(5000, 200)).start()
     burst.wait_for_grants(burst.count // 4)
     before = postgres.pid()
     postgres.restart_immediate()
     assert postgres.pid() != before
     figure = check_drained(lms, burst, dead_before)
-    felt = lms.failures() - failures_before
-    record_figure("5. PostgreSQL restart -m immediate", f"{figure}; {felt} worker batches rolled back or relay "
-                  f"cycles abandoned, {duplicates.total()} duplicates absorbed", True)  # fmt: skip
+    lost, failed = lms.lost_database_connections() - lost_before, lms.failures() - failures_before
+    assert lost > 0, "no worker or relay found a connection lost: the restart went unnoticed"
+    record_figure("5. PostgreSQL restart -m immediate", f"{figure}; {lost} connections found lost, {failed} "
+                  f"worker batches rolled back or relay cycles abandoned, {duplicates.total()} duplicates absorbed",
+                  True)  # fmt: skip
 
 
 def test_connections_cut_black_holed_and_slowed(

@@ -16,11 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, DateTime, Engine, MetaData, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
+
+from lms_common import metrics
 
 # A pooled PostgreSQL connection idle longer than this is pinged before use: a firewall or a
 # proxy may have dropped it without a word. Younger ones are pinged only when their socket has
@@ -133,6 +135,7 @@ def _ping_if_suspect(dbapi_connection: Any, record: ConnectionPoolEntry, _proxy:
         cursor.execute("SELECT 1")
         cursor.close()
     except Exception as exc:
+        metrics.DATABASE_DISCONNECTS.inc()
         raise DisconnectionError(f"pooled connection lost: {exc!r}") from exc
 
 
@@ -146,9 +149,16 @@ def _socket_has_news(dbapi_connection: Any) -> bool:
         return True
 
 
+def _count_lost_connection(context: ExceptionContext) -> None:
+    """A connection lost in the middle of work (the pool's ping counts those lost while idle)."""
+    if context.is_disconnect:
+        metrics.DATABASE_DISCONNECTS.inc()
+
+
 def _install_disconnect_handling(engine: Engine) -> None:
     event.listen(engine, "checkin", _mark_checked_in)
     event.listen(engine, "checkout", _ping_if_suspect)
+    event.listen(engine, "handle_error", _count_lost_connection)
 
 
 def make_engine(url: str, **options: Any) -> Engine:

@@ -46,6 +46,9 @@ OUTBOX_BACKLOG = Gauge("lms_outbox_backlog", "Events waiting in the outbox", ["s
 OUTBOX_OLDEST_AGE = Gauge(
     "lms_outbox_oldest_age_seconds", "Age of the oldest unsent outbox event", ["service"], multiprocess_mode="max"
 )
+DATABASE_DISCONNECTS = Counter(
+    "lms_database_disconnects_total", "Database connections found lost (restart, crash, terminated backend)"
+)
 OUTBOX_RELAY_FAILURES = Counter(
     "lms_outbox_relay_failures_total", "Relay cycles abandoned because the database or broker failed", ["service"]
 )

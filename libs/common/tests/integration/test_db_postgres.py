@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
+from lms_common import metrics
 from lms_common.db import make_engine, make_read_session_factory, make_session_factory, session_scope
 
 
@@ -29,6 +32,24 @@ def test_a_connection_whose_backend_was_terminated_is_replaced(postgres_url: str
     first = backend_pid(engine)
     terminate(postgres_url, first)
     assert backend_pid(engine) != first
+    engine.dispose()
+
+
+def lost_connections() -> float:
+    return float(metrics.DATABASE_DISCONNECTS._value.get())
+
+
+def test_a_connection_lost_while_idle_or_mid_work_is_counted(postgres_url: str) -> None:
+    engine = make_engine(postgres_url, pool_size=1, max_overflow=0)
+    before = lost_connections()
+    terminate(postgres_url, backend_pid(engine))  # idle in the pool: found by the checkout's ping
+    backend_pid(engine)
+    assert lost_connections() - before == 1
+    with engine.connect() as connection:  # lost in the middle of work
+        terminate(postgres_url, int(connection.execute(text("SELECT pg_backend_pid()")).scalar_one()))
+        with pytest.raises(DBAPIError):
+            connection.execute(text("SELECT 1"))
+    assert lost_connections() - before == 2
     engine.dispose()
 
 

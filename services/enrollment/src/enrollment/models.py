@@ -374,6 +374,8 @@ class Job(Base):
     runner: Mapped[str | None] = mapped_column(String(200))
     started_at: Mapped[datetime | None]
     lease_until: Mapped[datetime | None]
+    # What the committed chunks of a large job did (see jobs.Progress); None before the first.
+    progress: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     __table_args__ = (Index("ix_jobs_status_created", "status", "created_at"),)
 

@@ -199,21 +199,28 @@ def _queued_job(world, settings, users: int = 50) -> str:
     return job_id
 
 
+def _killed_at(call: int, monkeypatch: Any) -> None:
+    """Make the runner's process die during its ``call``-th run_assignment, before its commit."""
+    real, calls = jobs.run_assignment, []
+
+    def work_then_die(*args: Any, **kwargs: Any) -> Any:
+        calls.append(real(*args, **kwargs))
+        if len(calls) == call:
+            monkeypatch.setattr(jobs, "run_assignment", real)  # the next runner lives
+            raise SystemExit("the runner's process is killed before its commit")
+        return calls[-1]
+
+    monkeypatch.setattr(jobs, "run_assignment", work_then_die)
+
+
 def test_a_job_whose_runner_dies_mid_work_is_taken_again_and_has_one_effect(world, settings, monkeypatch):
     job_id = _queued_job(world, settings)
     engine = make_engine(settings.database_url)
     factory = make_session_factory(engine)
-    real = jobs.run_assignment
-
-    def work_then_die(*args: Any, **kwargs: Any) -> Any:
-        real(*args, **kwargs)
-        raise SystemExit("the runner's process is killed before its commit")
-
-    monkeypatch.setattr(jobs, "run_assignment", work_then_die)
+    _killed_at(1, monkeypatch)
     assert jobs.claim(factory, "dying", lease=timedelta(seconds=1)) == job_id
     with pytest.raises(SystemExit):
         jobs.run(factory, job_id, "dying")
-    monkeypatch.setattr(jobs, "run_assignment", real)
     assert jobs.claim(factory, "survivor") is None  # the dead runner's lease holds a second
     taken = wait_until(lambda: jobs.claim(factory, "survivor"), timeout=10, interval=0.2)
     assert taken == job_id
@@ -232,23 +239,14 @@ def test_a_runner_that_dies_between_chunks_is_continued_and_the_job_has_one_effe
     engine = make_engine(settings.database_url)
     factory = make_session_factory(engine)
     monkeypatch.setattr(jobs, "CHUNK_USERS", 10)  # five chunks, two at a time
-    real, calls = jobs.run_assignment, []
-
-    def die_in_second_chunk(*args: Any, **kwargs: Any) -> Any:
-        calls.append(real(*args, **kwargs))
-        if len(calls) == 2:
-            raise SystemExit("the runner's process is killed before this chunk commits")
-        return calls[-1]
-
-    monkeypatch.setattr(jobs, "run_assignment", die_in_second_chunk)
+    _killed_at(2, monkeypatch)
     assert jobs.claim(factory, "dying", lease=timedelta(seconds=1)) == job_id
     with pytest.raises(SystemExit):
         jobs.run(factory, job_id, "dying")
-    monkeypatch.setattr(jobs, "run_assignment", real)
     created = select(func.count()).where(OutboxMessage.event_type == "AssignmentCreated")
     with factory() as session:
-        committed = session.scalar(select(func.count()).select_from(JobChunk))
-        assert 1 <= committed < 5 and session.scalar(created) == 10 * committed
+        committed, assigned = session.execute(select(func.count(), func.sum(JobChunk.assignments))).one()
+        assert 1 <= committed < 5 and session.scalar(created) == assigned  # whole chunks, nothing of the dead one
     assert wait_until(lambda: jobs.claim(factory, "survivor"), timeout=10, interval=0.2) == job_id
     assert jobs.run(factory, job_id, "survivor") == "succeeded"
     with factory() as session:

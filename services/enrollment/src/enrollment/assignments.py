@@ -111,15 +111,21 @@ def assign(
     natural_key: str | None = None,
     actor_id: str | None = None,
     cause: str = "api",
+    analyze: bool = True,
 ) -> Batch:
-    """Assign every item to every user of ``users``; the batch of new rows and their counts."""
+    """Assign every item to every user of ``users``; the batch of new rows and their counts.
+
+    ``analyze=False`` leaves PostgreSQL's statistics alone: for batches that run side by side,
+    since ``ANALYZE`` holds its table's lock until the end of its transaction and would make
+    them wait for each other.
+    """
     batch, now = new_id(), utcnow()
     bulk.without_jit(session)
     created = _insert_assignments(
         session, org, users.subquery(), items, due_on=due_on, mandatory=mandatory, cycle=cycle,
         natural_key=natural_key, batch=batch, now=now,
     )  # fmt: skip
-    large = created > LARGE
+    large = analyze and created > LARGE
     if large:
         bulk.analyze(session, "assignments")
     _reset_recertified(session, batch)

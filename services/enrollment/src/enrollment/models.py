@@ -374,8 +374,23 @@ class Job(Base):
     runner: Mapped[str | None] = mapped_column(String(200))
     started_at: Mapped[datetime | None]
     lease_until: Mapped[datetime | None]
+    # The last user id of each chunk but the last (see jobs.plan); chosen once, on the first run.
+    chunk_bounds: Mapped[list[str] | None] = mapped_column(JSON)
 
     __table_args__ = (Index("ix_jobs_status_created", "status", "created_at"),)
+
+
+class JobChunk(Base):
+    """A committed chunk of a job: its users' assignments, enrollments and events are written."""
+
+    __tablename__ = "job_chunks"
+
+    job_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    batch_id: Mapped[str] = mapped_column(ID)
+    assignments: Mapped[int] = mapped_column(Integer)
+    enrollments: Mapped[int] = mapped_column(Integer)
+    done_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 # --- quizzes and certificates ---------------------------------------------------------------------

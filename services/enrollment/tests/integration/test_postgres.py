@@ -12,10 +12,11 @@ from typing import Any
 import pika
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from enrollment import jobs
 from enrollment.app import create_app
-from enrollment.models import Assignment, Enrollment, Grant, Job
+from enrollment.models import Assignment, Enrollment, Grant, Job, JobChunk
 from enrollment.service import SERVICE
 from lms_common import migrations
 from lms_common.consumer import Consumer
@@ -198,21 +199,28 @@ def _queued_job(world, settings, users: int = 50) -> str:
     return job_id
 
 
+def _killed_at(call: int, monkeypatch: Any) -> None:
+    """Make the runner's process die during its ``call``-th run_assignment, before its commit."""
+    real, calls = jobs.run_assignment, []
+
+    def work_then_die(*args: Any, **kwargs: Any) -> Any:
+        calls.append(real(*args, **kwargs))
+        if len(calls) == call:
+            monkeypatch.setattr(jobs, "run_assignment", real)  # the next runner lives
+            raise SystemExit("the runner's process is killed before its commit")
+        return calls[-1]
+
+    monkeypatch.setattr(jobs, "run_assignment", work_then_die)
+
+
 def test_a_job_whose_runner_dies_mid_work_is_taken_again_and_has_one_effect(world, settings, monkeypatch):
     job_id = _queued_job(world, settings)
     engine = make_engine(settings.database_url)
     factory = make_session_factory(engine)
-    real = jobs.run_assignment
-
-    def work_then_die(*args: Any, **kwargs: Any) -> Any:
-        real(*args, **kwargs)
-        raise SystemExit("the runner's process is killed before its commit")
-
-    monkeypatch.setattr(jobs, "run_assignment", work_then_die)
+    _killed_at(1, monkeypatch)
     assert jobs.claim(factory, "dying", lease=timedelta(seconds=1)) == job_id
     with pytest.raises(SystemExit):
         jobs.run(factory, job_id, "dying")
-    monkeypatch.setattr(jobs, "run_assignment", real)
     assert jobs.claim(factory, "survivor") is None  # the dead runner's lease holds a second
     taken = wait_until(lambda: jobs.claim(factory, "survivor"), timeout=10, interval=0.2)
     assert taken == job_id
@@ -223,6 +231,57 @@ def test_a_job_whose_runner_dies_mid_work_is_taken_again_and_has_one_effect(worl
         assert session.scalar(select(func.count()).select_from(Assignment)) == 50
         created = select(func.count()).where(OutboxMessage.event_type == "AssignmentCreated")
         assert session.scalar(created) == 50
+    engine.dispose()
+
+
+def test_a_runner_that_dies_between_chunks_is_continued_and_the_job_has_one_effect(world, settings, monkeypatch):
+    job_id = _queued_job(world, settings, users=45)
+    engine = make_engine(settings.database_url)
+    factory = make_session_factory(engine)
+    monkeypatch.setattr(jobs, "CHUNK_USERS", 10)  # five chunks, two at a time
+    _killed_at(2, monkeypatch)
+    assert jobs.claim(factory, "dying", lease=timedelta(seconds=1)) == job_id
+    with pytest.raises(SystemExit):
+        jobs.run(factory, job_id, "dying")
+    created = select(func.count()).where(OutboxMessage.event_type == "AssignmentCreated")
+    with factory() as session:
+        committed, assigned = session.execute(select(func.count(), func.sum(JobChunk.assignments))).one()
+        assert 1 <= committed < 5 and session.scalar(created) == assigned  # whole chunks, nothing of the dead one
+    assert wait_until(lambda: jobs.claim(factory, "survivor"), timeout=10, interval=0.2) == job_id
+    assert jobs.run(factory, job_id, "survivor") == "succeeded"
+    with factory() as session:
+        job = session.get(Job, job_id)
+        assert (job.status, job.attempts, job.result["assignments"], job.result["enrollments"]) == (
+            "succeeded", 2, 45, 45,
+        )  # fmt: skip
+        assert len(set(job.result["batch_ids"])) == 5
+        users = select(func.count(func.distinct(Assignment.user_id)), func.count())
+        assert session.execute(users).one() == (45, 45)
+        assert session.scalar(select(func.count()).select_from(Enrollment)) == 45
+        assert session.scalar(created) == 45
+        enrolled = select(func.count()).where(OutboxMessage.event_type == "EnrollmentCreated")
+        assert session.scalar(enrolled) == 45
+    engine.dispose()
+
+
+def test_a_chunk_another_runner_already_committed_is_not_done_again(world, settings, monkeypatch):
+    job_id = _queued_job(world, settings, users=15)
+    engine = make_engine(settings.database_url)
+    factory = make_session_factory(engine)
+    monkeypatch.setattr(jobs, "CHUNK_USERS", 10)
+    assert jobs.claim(factory, "late") == job_id
+    bounds = jobs._planned(factory, job_id, "late")
+    first = jobs.chunks(job_id, bounds)[0]
+    with make_session_factory(engine).begin() as session:
+        job = session.get(Job, job_id)
+        order = (job.org_id, job.request, job.created_by)
+    jobs._run_chunk(factory, first, *order)
+    with pytest.raises(IntegrityError):  # the same chunk again: its row is there, nothing is written
+        jobs._run_chunk(factory, first, *order)
+    assert jobs.run(factory, job_id, "late") == "succeeded"
+    with factory() as session:
+        assert session.get(Job, job_id).result["assignments"] == 15
+        assert session.scalar(select(func.count()).select_from(Assignment)) == 15
     engine.dispose()
 
 

@@ -73,6 +73,47 @@ def test_a_job_whose_runner_died_is_taken_again_after_its_lease(admin, large_req
     assert (done["status"], done["attempts"], done["result"]["assignments"]) == ("succeeded", 2, 3)
 
 
+def test_a_large_job_commits_its_users_in_chunks(admin, large_request, factory, settings, monkeypatch):
+    monkeypatch.setattr(jobs, "CHUNK_USERS", 2)
+    job = post_job(admin, large_request)
+    assert runner(factory).run_once() is True
+    result = ok(admin.get(f"/v1/jobs/{job['id']}"))["result"]
+    assert (result["assignments"], result["enrollments"], len(result["batch_ids"])) == (3, 3, 2)
+    assert result["batch_id"] == result["batch_ids"][0]
+    events = outbox_events(settings.database_url, "AssignmentCreated")
+    assert sorted(event["data"]["user_id"] for event in events) == sorted({e["data"]["user_id"] for e in events})
+
+
+def test_a_runner_that_dies_between_chunks_leaves_the_rest_to_the_next(
+    admin, large_request, factory, settings, monkeypatch
+):
+    monkeypatch.setattr(jobs, "CHUNK_USERS", 2)
+    real, calls = jobs.run_assignment, []
+
+    def die_in_second_chunk(*args, **kwargs):
+        calls.append(real(*args, **kwargs))
+        if len(calls) == 2:
+            raise SystemExit("the runner's process is killed before the second chunk commits")
+        return calls[-1]
+
+    monkeypatch.setattr(jobs, "run_assignment", die_in_second_chunk)
+    job = post_job(admin, large_request)
+    assert jobs.claim(factory, "dying", lease=-timedelta(seconds=1)) == job["id"]
+    with pytest.raises(SystemExit):
+        jobs.run(factory, job["id"], "dying")
+    running = ok(admin.get(f"/v1/jobs/{job['id']}"))
+    assert (running["status"], running["result"]) == ("running", None)
+    assert len(outbox_events(settings.database_url, "AssignmentCreated")) == 2  # the first chunk stays
+    monkeypatch.setattr(jobs, "run_assignment", real)
+    assert jobs.claim(factory, "survivor") == job["id"]
+    assert jobs.run(factory, job["id"], "survivor") == "succeeded"
+    done = ok(admin.get(f"/v1/jobs/{job['id']}"))
+    assert (done["attempts"], done["result"]["assignments"], done["result"]["enrollments"]) == (2, 3, 3)
+    assert len(outbox_events(settings.database_url, "AssignmentCreated")) == 3
+    with factory() as session:
+        assert session.query(Assignment).count() == 3
+
+
 def test_the_same_request_again_has_no_second_effect(admin, large_request, factory):
     first, second = post_job(admin, large_request), post_job(admin, large_request)
     while runner(factory).run_once():

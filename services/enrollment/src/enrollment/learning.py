@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
@@ -167,55 +168,80 @@ def open_product_enrollments(session: Session, product_id: str) -> None:
         open_holder_enrollments(session, grant)
 
 
-def my_courses(session: Session, who: Actor) -> list[dict[str, Any]]:
-    """Every course the caller may learn now, with its enrollment, progress and sources.
+@dataclass(frozen=True)
+class GrantedCourses:
+    """The courses a user's grants open, and whether some of them still lack its enrollment."""
 
-    The same rules as :func:`sources_of`, in a fixed number of queries whatever the number of
-    courses: a learner's list is read on every visit to its dashboard.
-    """
-    granted = {who.org: open_grant_enrollments(session, who.user, who.org)}
-    if not _user_open(session, who.user):
-        return []
-    query = (
-        select(Enrollment, Course.title)
-        .join(Course, Course.id == Enrollment.course_id)
-        .where(Enrollment.user_id == who.user, Course.status == PUBLISHED, Enrollment.access_closed_at.is_(None))
-        .order_by(Enrollment.enrolled_at, Enrollment.id)
+    course_ids: set[str]
+    unopened: bool
+
+
+def granted_courses(session: Session, user_id: str, org: str) -> GrantedCourses:
+    """What :func:`open_grant_enrollments` would open, read in one query without writing: a
+    learner's list is read far more often than a grant is made, so the write is the exception."""
+    grants = _grant_courses(user_id, org).subquery()
+    opened_by_grant = (
+        select(Enrollment.course_id, EnrollmentSource.ref)
+        .join(EnrollmentSource, EnrollmentSource.enrollment_id == Enrollment.id)
+        .where(Enrollment.user_id == user_id, EnrollmentSource.kind == "grant")
+        .subquery()
+    )
+    query = select(grants.c.course_id, opened_by_grant.c.ref).outerjoin(
+        opened_by_grant,
+        and_(opened_by_grant.c.course_id == grants.c.course_id, opened_by_grant.c.ref == grants.c.id),
     )
     rows = session.execute(query).all()
-    kinds = _other_sources(session, who.user)
-    for org in {enrollment.org_id for enrollment, _ in rows} - set(granted):
-        granted[org] = _granted_courses(session, who.user, org)
-    items = []
-    for enrollment, title in rows:
-        sources = set(kinds.get(enrollment.id, ()))
-        if enrollment.course_id in granted[enrollment.org_id]:
-            sources.add("grant")
-        if sources:
-            items.append(
-                {
-                    "course_id": enrollment.course_id,
-                    "title": title,
-                    "enrollment_id": enrollment.id,
-                    "progress_percent": enrollment.progress_percent,
-                    "status": enrollment.status,
-                    "sources": sorted(sources),
-                }
-            )
-    return items
+    return GrantedCourses({course_id for course_id, _ in rows}, any(ref is None for _, ref in rows))
 
 
-def _other_sources(session: Session, user_id: str) -> dict[str, set[str]]:
-    """enrollment id -> the kinds of its active sources other than grants, for one user."""
-    query = (
-        select(EnrollmentSource.enrollment_id, EnrollmentSource.kind)
-        .join(Enrollment, Enrollment.id == EnrollmentSource.enrollment_id)
-        .where(Enrollment.user_id == user_id, EnrollmentSource.active.is_(True), EnrollmentSource.kind != "grant")
+def my_courses(session: Session, who: Actor, granted: set[str]) -> list[dict[str, Any]]:
+    """Every course the caller may learn now, with its enrollment, progress and sources;
+    ``granted``: the courses its grants in its own organization open (:func:`granted_courses`).
+
+    The same rules as :func:`sources_of`, in one query whatever the number of courses: a
+    learner's list is read on every visit to its dashboard.
+    """
+    rows = session.execute(_my_enrollments(who.user)).all()
+    granted_in = {who.org: granted}
+    for org in {enrollment.org_id for enrollment, _, _ in rows} - set(granted_in):
+        granted_in[org] = _granted_courses(session, who.user, org)
+    items: dict[str, dict[str, Any]] = {}
+    for enrollment, title, kind in rows:
+        if enrollment.id not in items:
+            items[enrollment.id] = _my_course(enrollment, title, enrollment.course_id in granted_in[enrollment.org_id])
+        if kind is not None:
+            items[enrollment.id]["sources"].add(kind)
+    return [{**item, "sources": sorted(item["sources"])} for item in items.values() if item["sources"]]
+
+
+def _my_enrollments(user_id: str) -> Any:
+    """The open enrollments in published courses of a user still open, with their titles: one
+    row per active source other than a grant (grants are matched against the live grants)."""
+    user_closed = exists().where(User.id == user_id, or_(User.disabled_at.is_not(None), User.merged_into.is_not(None)))
+    other_source = and_(
+        EnrollmentSource.enrollment_id == Enrollment.id,
+        EnrollmentSource.active.is_(True),
+        EnrollmentSource.kind != "grant",
     )
-    kinds: dict[str, set[str]] = {}
-    for enrollment_id, kind in session.execute(query):
-        kinds.setdefault(enrollment_id, set()).add(kind)
-    return kinds
+    return (
+        select(Enrollment, Course.title, EnrollmentSource.kind)
+        .join(Course, Course.id == Enrollment.course_id)
+        .outerjoin(EnrollmentSource, other_source)
+        .where(Enrollment.user_id == user_id, Course.status == PUBLISHED, Enrollment.access_closed_at.is_(None))
+        .where(~user_closed)
+        .order_by(Enrollment.enrolled_at, Enrollment.id)
+    )
+
+
+def _my_course(enrollment: Enrollment, title: str, granted: bool) -> dict[str, Any]:
+    return {
+        "course_id": enrollment.course_id,
+        "title": title,
+        "enrollment_id": enrollment.id,
+        "progress_percent": enrollment.progress_percent,
+        "status": enrollment.status,
+        "sources": {"grant"} if granted else set(),
+    }
 
 
 def _granted_courses(session: Session, user_id: str, org: str) -> set[str]:

@@ -11,7 +11,7 @@ from enrollment import learning, views
 from enrollment.access import LEARN, READ, WRITE, actor, visible_user
 from enrollment.api import schemas as s
 from enrollment.models import Enrollment, User
-from lms_common.api import page, paginate, unit_of_work
+from lms_common.api import page, paginate, read_only, unit_of_work
 from lms_common.auth import require
 
 blp = Blueprint("learning", __name__, url_prefix="/v1", description="Enrollments and progress")
@@ -22,8 +22,13 @@ blp = Blueprint("learning", __name__, url_prefix="/v1", description="Enrollments
 @blp.response(200, s.MyCoursePage)
 def my_courses() -> Any:
     """Every course the caller may learn now, with progress and the sources that allow it"""
-    with unit_of_work() as session:
-        return page(learning.my_courses(session, actor()), None)
+    who = actor()
+    with read_only() as session:
+        granted = learning.granted_courses(session, who.user, who.org)
+        if granted.unopened:  # a first look after a grant: open its enrollments, then read
+            with unit_of_work() as writer:
+                learning.open_grant_enrollments(writer, who.user, who.org)
+        return page(learning.my_courses(session, who, granted.course_ids), None)
 
 
 @blp.route("/enrollments", methods=["POST"])

@@ -42,7 +42,7 @@ integration: install
 	done
 
 e2e: install
-	PATH="$(abspath $(VENV))/bin:$$PATH" $(PYTEST) tests-e2e
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PYTEST) --timeout 900 tests-e2e
 
 # schemathesis against every service of a suite of its own (fuzz/run.py): no 5xx, responses as
 # documented, invalid input refused. `fuzz-ci` is the bounded run `make test` includes.

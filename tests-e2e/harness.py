@@ -8,6 +8,7 @@ import contextlib
 import os
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import uuid
@@ -158,7 +159,7 @@ def start_suite(
     run = uuid.uuid4().hex[:8]
     admin_url = admin_database_url or os.environ.get("LMS_TEST_DATABASE_URL", DEFAULT_TEST_DATABASE_URL)
     amqp_url = amqp_url or os.environ.get("LMS_TEST_AMQP_URL", DEFAULT_TEST_AMQP_URL)
-    base = port_base if port_base is not None else int(os.environ.get("LMS_E2E_PORT_BASE", DEFAULT_PORT_BASE))
+    base = _port_base(port_base)
     databases = {service: f"lms_e2e_{run}_{service}" for service in SERVICES}
     admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
@@ -201,12 +202,47 @@ def start_suite(
                 )
         for service in SERVICES:
             healthz = suite.url(service, "/healthz")
-            if not wait_until(lambda healthz=healthz: _answers(healthz), timeout=START_TIMEOUT, interval=0.5):
-                raise RuntimeError(f"{service} did not start; see {log}")
+            wait_until(lambda healthz=healthz: _answers(healthz), timeout=START_TIMEOUT, interval=0.5)
     except BaseException:
+        # the log goes with the suite's directory: show why it did not start before removing it
+        sys.stderr.write(f"the suite did not start; the end of {log}:\n{_tail(log)}\n")
         remove_suite(suite, admin_url)
         raise
     return suite
+
+
+def suite_ports(base: int) -> list[int]:
+    """Every port a suite on ``base`` listens on: APIs, worker and relay metrics."""
+    return [base + offset + i + 1 for offset in (0, 100, 200) for i in range(len(SERVICES))]
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _port_base(requested: int | None) -> int:
+    """The asked-for base (argument or LMS_E2E_PORT_BASE), which must be free; by default the
+    first free one from 18000 in steps of 1,000, so that two runs on one machine do not meet."""
+    if requested is None and "LMS_E2E_PORT_BASE" in os.environ:
+        requested = int(os.environ["LMS_E2E_PORT_BASE"])
+    candidates = [requested] if requested is not None else [DEFAULT_PORT_BASE + 1000 * n for n in range(10)]
+    for base in candidates:
+        busy = [port for port in suite_ports(base) if not _port_free(port)]
+        if not busy:
+            return base
+    raise RuntimeError(f"ports {busy} are in use: set LMS_E2E_PORT_BASE to a free range")
+
+
+def _tail(log: Path, lines: int = 80) -> str:
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    except OSError as error:
+        return f"(unreadable: {error})"
 
 
 def _start_processes(suite: Suite) -> None:

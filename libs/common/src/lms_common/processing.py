@@ -9,9 +9,12 @@ after the commit.
 A service may also register a batch handler for an event type: it gets a run of consecutive
 events of that type together and writes their effects set-based. Only consecutive runs are
 grouped, so an event never overtakes one of another type delivered before it (a
-UserProvisioned before a command addressed by its email). When the batch is handled again
-message by message, the batch handler gets each event alone, so a poison message costs only
-itself.
+UserProvisioned before a command addressed by its email). A handler wrapped in
+:class:`MixedRuns` and registered under several types gets a run of consecutive events of any
+of them, in delivery order: it handles them in that order itself, so nothing overtakes anything
+either, and interleaved types (an onboarding's EmployeeOnboarded and the UserProvisioned it
+causes) no longer break a batch into runs of one. When the batch is handled again message by
+message, the batch handler gets each event alone, so a poison message costs only itself.
 """
 
 from __future__ import annotations
@@ -52,6 +55,17 @@ def event_correlation(event: Event) -> AbstractContextManager[None]:
 def correlation_of(event: Event) -> str:
     """The correlation id of ``event``'s delivery (for ``outbox.add_many(request_ids=...)``)."""
     return (_correlations.get() or {}).get(event.id, event.id)
+
+
+class MixedRuns:
+    """A batch handler that takes a run of events of several of its types in one call, handling
+    them in the order given (see the module's docstring)."""
+
+    def __init__(self, handler: BatchHandler) -> None:
+        self.handler = handler
+
+    def __call__(self, session: Session, events: list[Event]) -> None:
+        self.handler(session, events)
 
 
 class HandlerFailed(Exception):
@@ -173,16 +187,25 @@ class MessageProcessor:
         return [result for result in results if result is not None]
 
     def _groups(self, events: list[tuple[int, Event]], *, isolate: bool) -> Iterator[list[tuple[int, Event]]]:
-        """Consecutive events of one type with a batch handler go together; the rest alone."""
+        """Consecutive events one batch handler takes together go together; the rest alone."""
         group: list[tuple[int, Event]] = []
         for item in events:
-            event_type = item[1].type
-            if group and (isolate or event_type != group[0][1].type or event_type not in self.batch_handlers):
+            if group and (isolate or not self._joins(group[0][1], item[1])):
                 yield group
                 group = []
             group.append(item)
         if group:
             yield group
+
+    def _joins(self, first: Event, event: Event) -> bool:
+        """Whether ``event`` goes to the batch handler call of the run that ``first`` began:
+        the same type, or another type of the same :class:`MixedRuns` handler."""
+        handler = self.batch_handlers.get(event.type)
+        if handler is None:
+            return False
+        if event.type == first.type:
+            return True
+        return isinstance(handler, MixedRuns) and self.batch_handlers.get(first.type) is handler
 
     @staticmethod
     def _flush(session: Session) -> None:
@@ -227,8 +250,8 @@ class MessageProcessor:
             return Result(Outcome.RETRY, f"{type(exc).__name__}: {exc}")
         finally:
             share = (time.perf_counter() - started) / len(events)
-            for _ in events:
-                metrics.observe_handling(self.service, event_type, share)
+            for event in events:
+                metrics.observe_handling(self.service, event.type, share)
         return Result(Outcome.HANDLED)
 
     def _log(self, delivery: Delivery, item: Event | Result, result: Result) -> None:

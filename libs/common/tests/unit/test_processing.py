@@ -18,7 +18,15 @@ from lms_common.envelope import Event
 from lms_common.inbox import InboxMessage
 from lms_common.memorybus import InMemoryBus, topic_matches
 from lms_common.outbox import OutboxMessage
-from lms_common.processing import Delivery, Handler, MessageProcessor, Outcome, Reject, event_correlation
+from lms_common.processing import (
+    Delivery,
+    Handler,
+    MessageProcessor,
+    MixedRuns,
+    Outcome,
+    Reject,
+    event_correlation,
+)
 from lms_common.relay import Relay
 
 QUEUE = "test"
@@ -405,6 +413,43 @@ def test_an_event_of_another_type_splits_the_run_and_keeps_its_place(
     assert outcomes(bus, processor) == [HANDLED] * 4
     assert handler.calls == [["E-1", "E-2"], ["E-3"]]
     assert order == ["disabled after 1 runs"]
+
+
+def interleaved(make_event: Callable[..., Event]) -> list[Event]:
+    """Onboardings and offboardings taking turns, then one UserDisabled, then one more of each."""
+    kinds = {"EmployeeOnboarded": "E", "EmployeeOffboarded": "X"}
+    events = [make_event(kind, employee_id=f"{prefix}-{n}") for n in range(4) for kind, prefix in kinds.items()]
+    return [*events[:6], make_event("UserDisabled"), *events[6:]]
+
+
+def test_a_mixed_runs_handler_gets_interleaved_types_together_in_order(
+    bus: InMemoryBus, session_factory: sessionmaker[Session], make_event: Callable[..., Event]
+) -> None:
+    handler, seen = BatchRecorder(), []
+    mixed = MixedRuns(lambda session, events: (seen.append([e.type for e in events]), handler(session, events)))
+    for event in interleaved(make_event):
+        bus.publish_event(event, SUITE_EVENTS)
+    processor = MessageProcessor(
+        "test", session_factory, {"UserDisabled": lambda s, e: None}, SUITE_EVENTS,
+        batch_handlers={"EmployeeOnboarded": mixed, "EmployeeOffboarded": mixed},
+    )  # fmt: skip
+    assert outcomes(bus, processor) == [HANDLED] * 9
+    assert handler.calls == [["E-0", "X-0", "E-1", "X-1", "E-2", "X-2"], ["E-3", "X-3"]]
+    assert seen[1] == ["EmployeeOnboarded", "EmployeeOffboarded"]
+
+
+def test_a_plain_batch_handler_of_two_types_gets_runs_of_one_type(
+    bus: InMemoryBus, session_factory: sessionmaker[Session], make_event: Callable[..., Event]
+) -> None:
+    handler = BatchRecorder()
+    for event in interleaved(make_event)[:4]:
+        bus.publish_event(event, SUITE_EVENTS)
+    processor = MessageProcessor(
+        "test", session_factory, {}, SUITE_EVENTS,
+        batch_handlers={"EmployeeOnboarded": handler, "EmployeeOffboarded": handler},
+    )  # fmt: skip
+    assert outcomes(bus, processor) == [HANDLED] * 4
+    assert handler.calls == [["E-0"], ["X-0"], ["E-1"], ["X-1"]]
 
 
 def test_a_poison_event_in_a_run_costs_only_itself(

@@ -21,10 +21,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
-from sqlalchemy import insert, select
+from sqlalchemy import Select, and_, column, insert, select, tuple_, values
 from sqlalchemy.orm import Session
 
 from automation import commands, evaluation, metrics
@@ -34,7 +34,7 @@ from automation.models import Effect, Employment, OrgSettings, Rule, Run, Source
 from automation.rules import DAILY_TICK, TRIGGERS
 from lms_common import outbox
 from lms_common.contracts import SUITE_EVENTS
-from lms_common.db import new_id, utcnow
+from lms_common.db import is_postgres, new_id, utcnow
 from lms_common.envelope import Event
 from lms_common.processing import correlation_of, event_correlation
 
@@ -44,6 +44,7 @@ log = structlog.get_logger("automation.batch")
 SET_BASED_TRIGGERS = tuple(trigger for trigger in TRIGGERS if trigger not in (DAILY_TICK, "CourseCompleted"))
 
 EmploymentKey = tuple[str, str, date]  # (org, employee, start date)
+AnySelect = TypeVar("AnySelect", bound=Select[*tuple[Any, ...]])
 
 
 @dataclass
@@ -100,20 +101,23 @@ class Known:
 
 def evaluate_batch(session: Session, events: list[Event]) -> None:
     """Evaluate the events in order: together where this path covers them, else one by one."""
+    metrics.BATCH_EVENTS.observe(len(events))
     rest = events
     while len(rest) > 1:
         planned, rest = plan_until_unusual(session, rest)
         write(session, planned)
+        metrics.EVALUATIONS.labels("set_based", "batch").inc(len(planned))
         if rest:
             log.debug("evaluated alone", event_id=rest[0].id, event_type=rest[0].type)
-            evaluate_alone(session, rest[0])
+            evaluate_alone(session, rest[0], reason="not_covered")
             rest = rest[1:]
     for event in rest:
-        evaluate_alone(session, event)
+        evaluate_alone(session, event, reason="single")
 
 
-def evaluate_alone(session: Session, event: Event) -> None:
+def evaluate_alone(session: Session, event: Event, *, reason: str) -> None:
     """The per-event path, under the event's own correlation id (its commands carry it)."""
+    metrics.EVALUATIONS.labels("alone", reason).inc()
     with event_correlation(event):
         evaluation.evaluate_event(session, event)
 
@@ -144,7 +148,7 @@ def load(session: Session, events: list[Event]) -> Known:
         rules=rules,
         invoice_grants_off=_invoice_grants_off(session, orgs) if _any(events, "InvoicePaid") else set(),
         kept=set(session.scalars(select(SourceEvent.event_id).where(SourceEvent.event_id.in_(ids)))),
-        runs=_runs(session, orgs, rule_keys, ids),
+        runs=_runs(session, events, rule_keys),
         employments=_employments(session, events) if rules else Employments({}, {}),
     )
 
@@ -167,12 +171,26 @@ def _invoice_grants_off(session: Session, orgs: set[str]) -> set[str]:
     return set(session.scalars(query))
 
 
-def _runs(session: Session, orgs: set[str], rule_keys: list[str], ids: list[str]) -> set[tuple[str, str, str]]:
-    """Runs already made for these events (the unique key's three columns, so its index serves)."""
-    query = select(Run.org_id, Run.rule_key, Run.event_id).where(
-        Run.org_id.in_(orgs), Run.rule_key.in_(rule_keys), Run.event_id.in_(ids)
-    )
+def _runs(session: Session, events: list[Event], rule_keys: list[str]) -> set[tuple[str, str, str]]:
+    """Runs already made for these events, looked up by their unique key."""
+    keys = [(event.orgid, rule_key, event.id) for event in events for rule_key in rule_keys]
+    query = among(session, select(Run.org_id, Run.rule_key, Run.event_id), keys)
     return {(org, rule_key, event_id) for org, rule_key, event_id in session.execute(query)}
+
+
+def among(session: Session, query: AnySelect, keys: list[tuple[Any, ...]]) -> AnySelect:
+    """``query`` narrowed to rows whose selected columns equal one of ``keys``.
+
+    On PostgreSQL the keys are joined as a VALUES list, probed one by one in the index of those
+    columns. An IN list per column lets the planner, whenever statistics lag behind the table
+    (a burst of onboardings grows it faster than autovacuum analyzes it), read the index by the
+    organization alone and filter every row of the organization: a cost that grows with the table.
+    """
+    columns = list(query.selected_columns)
+    if not is_postgres(session):  # SQLite plans row values by the index as well
+        return query.where(tuple_(*columns).in_(keys))
+    wanted = values(*(column(f"k{n}", c.type) for n, c in enumerate(columns)), name="wanted").data(keys)
+    return query.join(wanted, and_(*(c == wanted.c[f"k{n}"] for n, c in enumerate(columns))))
 
 
 def _employments(session: Session, events: list[Event]) -> Employments:
@@ -180,14 +198,15 @@ def _employments(session: Session, events: list[Event]) -> Employments:
     employees = {str(event.data["employee_id"]) for event in onboarded}
     if not employees:
         return Employments({}, {})
-    orgs = {event.orgid for event in onboarded}
-    query = select(Employment).where(Employment.org_id.in_(orgs), Employment.employee_id.in_(employees))
+    people = sorted({(event.orgid, str(event.data["employee_id"])) for event in onboarded})
+    query = among(session, select(Employment.org_id, Employment.employee_id), people).add_columns(
+        Employment.start_date, Employment.cycle
+    )
     cycles: dict[EmploymentKey, int] = {}
     last_cycle: dict[tuple[str, str], int] = {}
-    for row in session.scalars(query):
-        cycles[(row.org_id, row.employee_id, row.start_date)] = row.cycle
-        person = (row.org_id, row.employee_id)
-        last_cycle[person] = max(last_cycle.get(person, 0), row.cycle)
+    for org, employee, start_date, cycle in session.execute(query):
+        cycles[(org, employee, start_date)] = cycle
+        last_cycle[(org, employee)] = max(last_cycle.get((org, employee), 0), cycle)
     return Employments(cycles, last_cycle)
 
 
@@ -286,10 +305,8 @@ def stored_effects(session: Session, planned: list[PlannedEvent]) -> set[tuple[s
     }
     if not wanted:
         return set()
-    query = select(Effect.org_id, Effect.natural_key).where(
-        Effect.org_id.in_({org for org, _ in wanted}), Effect.natural_key.in_({key for _, key in wanted})
-    )
-    return {(org, key) for org, key in session.execute(query)} & wanted
+    query = among(session, select(Effect.org_id, Effect.natural_key), sorted(wanted))
+    return {(org, key) for org, key in session.execute(query)}
 
 
 def _event_rows(rows: Rows, item: PlannedEvent, now: datetime) -> None:

@@ -13,7 +13,7 @@ from automation import batch, evaluation, replica
 from automation.rules import TRIGGERS
 from lms_common.contracts import SUITE_EVENTS
 from lms_common.envelope import Event
-from lms_common.processing import BatchHandler, Handler
+from lms_common.processing import BatchHandler, Handler, MixedRuns
 
 
 def on_trigger(session: Session, event: Event) -> None:
@@ -57,5 +57,7 @@ def _handlers() -> dict[str, Handler]:
 
 HANDLERS = _handlers()
 
-# Runs of these triggers in one consumer batch are evaluated set-based (see automation.batch).
-BATCH_HANDLERS: dict[str, BatchHandler] = dict.fromkeys(batch.SET_BASED_TRIGGERS, batch.evaluate_batch)
+# Runs of these triggers in one consumer batch are evaluated set-based (see automation.batch),
+# whatever their mix: an onboarding brings EmployeeOnboarded and then identity's UserProvisioned,
+# interleaved on the queue, and runs of one type alone would mostly be runs of one event.
+BATCH_HANDLERS: dict[str, BatchHandler] = dict.fromkeys(batch.SET_BASED_TRIGGERS, MixedRuns(batch.evaluate_batch))

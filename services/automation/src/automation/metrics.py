@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 
 RULE_RUNS = Counter(
     "lms_automation_rule_runs_total",
@@ -16,4 +16,15 @@ WEBHOOKS = Counter("lms_automation_webhook_attempts_total", "Webhook delivery at
 INGRESS = Counter("lms_automation_ingress_total", "Events posted to /v1/events by outcome", ["outcome"])
 DEAD_LETTERS = Counter(
     "lms_automation_dead_letters_total", "Dead letters drained or replayed, by service", ["service", "action"]
+)
+# How trigger events were evaluated: set-based in a batch, or alone on the per-event path and why
+# (a batch of one, or an event the set-based path does not cover).
+EVALUATIONS = Counter(
+    "lms_automation_trigger_evaluations_total", "Trigger events evaluated, by path and reason", ["path", "reason"]
+)
+# Events per set-based call: a batch's fixed cost is shared by this many events.
+BATCH_EVENTS = Histogram(
+    "lms_automation_batch_events",
+    "Trigger events per set-based evaluation call",
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200),
 )

@@ -217,7 +217,10 @@ def suite_ports(base: int) -> list[int]:
 
 
 def _port_free(port: int) -> bool:
+    """Whether nothing listens on ``port``; connections of an earlier suite that linger in
+    TIME_WAIT do not count, since gunicorn and the metrics servers bind with SO_REUSEADDR too."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:

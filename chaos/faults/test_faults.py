@@ -147,11 +147,11 @@ def until(done: Callable[[], bool], pause: tuple[float, float]) -> Iterator[int]
 def test_enrollment_worker_killed_during_a_burst_of_invoices(
     suite: Suite, lms: Lms, rabbit: PrivateRabbit, dead_before: dict[str, list[str]]
 ) -> None:
-    count, kills = scaled(5000, 100), scaled(20, 3)
-    # A short stall per batch (far below the heartbeat) keeps deliveries in the worker's hands
-    # for most of the burst, so that even a small CI-sized burst, which a batch-handling worker
-    # would otherwise finish between two kills, is killed mid-batch.
-    suite.restart("enrollment-worker", {"LMS_FAULT_HANDLER_DELAY_SECONDS": "0.5"})
+    count, kills = scaled(5000, 400), scaled(20, 3)
+    # A stall per batch (below the heartbeat) keeps deliveries in the worker's hands for most of
+    # the burst, so that even a small CI-sized burst, which set-based handlers otherwise finish
+    # in a second or two, is killed mid-batch.
+    suite.restart("enrollment-worker", {"LMS_FAULT_HANDLER_DELAY_SECONDS": "2"})
     duplicates = DuplicateCount(lms)
     burst = Burst(lms, rabbit, count).start()
     in_flight = 0  # deliveries a kill took from the worker unacknowledged: the broker gives them again

@@ -53,11 +53,15 @@ def raw_confirmed_publish(settings: Settings, count: int) -> float:
 
 
 def raw_publish_and_consume(settings: Settings, count: int) -> tuple[float, float]:
-    connection = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
+    return raw_rates(settings.amqp_url, f"{settings.queue_prefix}raw", event(0).to_json(), count)
+
+
+def raw_rates(amqp_url: str, queue: str, body: bytes, count: int) -> tuple[float, float]:
+    """Ceilings: pika publishing ``count`` persistent messages to a quorum queue, then consuming
+    them with manual acks (prefetch 200); events/s of each."""
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
     channel = connection.channel()
-    queue = f"{settings.queue_prefix}raw"
     channel.queue_declare(queue, durable=True, arguments={"x-queue-type": "quorum"})
-    body = event(0).to_json()
     started = time.perf_counter()
     for _ in range(count):
         channel.basic_publish("", queue, body, pika.BasicProperties(delivery_mode=2))

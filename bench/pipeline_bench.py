@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import bus
 import pika
 from harness import Suite
 from suite_client import Client, Publisher, employee_onboarded, invoice_paid
@@ -23,26 +24,8 @@ Row = tuple[str, float, str, float | None]
 
 def raw_consume_rate(suite: Suite, count: int) -> float:
     """Ceiling: pika consuming a quorum queue with manual acks (prefetch 200), events/s."""
-    connection = pika.BlockingConnection(pika.URLParameters(suite.amqp_url))
-    channel = connection.channel()
-    queue = f"{suite.queue_prefix}bench.raw"
-    channel.queue_declare(queue, durable=True, arguments={"x-queue-type": "quorum"})
     body = b"x" * 600  # about the size of an InvoicePaid event
-    for _ in range(count):
-        channel.basic_publish("", queue, body, pika.BasicProperties(delivery_mode=2))
-    while channel.queue_declare(queue, passive=True).method.message_count < count:
-        time.sleep(0.05)
-    channel.basic_qos(prefetch_count=200)
-    started = time.perf_counter()
-    for received, (method, _properties, _body) in enumerate(channel.consume(queue), start=1):
-        channel.basic_ack(method.delivery_tag)
-        if received == count:
-            break
-    rate = count / (time.perf_counter() - started)
-    channel.cancel()
-    channel.queue_delete(queue)
-    connection.close()
-    return rate
+    return bus.raw_rates(suite.amqp_url, f"{suite.queue_prefix}bench.raw", body, count)[1]
 
 
 def raw_round_trip_ms(suite: Suite, samples: int) -> tuple[float, float]:

@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlencode, urlparse
 
@@ -236,6 +237,22 @@ def publish_event(suite: Suite, domain: str, event_type: str, org_id: str, data:
 
 
 # --- catalog ---------------------------------------------------------------------------------
+
+
+def pay_invoice(
+    suite: Suite, admin: Api, org_id: str, product_id: str, buyer: dict[str, str], *, quantity: int = 1
+) -> dict[str, Any]:
+    """Billing publishes InvoicePaid for one product line; returns the buyer's account once
+    identity has provisioned it."""
+    invoice = {
+        "invoice_id": f"INV-{uuid.uuid4().hex[:8]}",
+        "buyer": buyer,
+        "lines": [{"product_id": product_id, "quantity": quantity}],
+        "invitees": [],
+        "paid_at": datetime.now(UTC).isoformat(),
+    }
+    publish_event(suite, "billing", "InvoicePaid", org_id, invoice)
+    return eventually(lambda: user_by_email(admin, buyer["email"]), f"the account of {buyer['email']}")
 
 
 def build_course(author: Api, title: str, modules: int = 2, lessons: int = 2) -> dict[str, Any]:

@@ -10,7 +10,6 @@ import shutil
 import threading
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -29,10 +28,9 @@ from journey import (
     eventually,
     learnable,
     mailbox,
+    pay_invoice,
     pkce,
-    publish_event,
     unique_email,
-    user_by_email,
     web_app,
 )
 
@@ -132,15 +130,8 @@ def test_a_bought_course_is_learned_certified_and_reported(
 
     # Billing publishes InvoicePaid on the bus; identity provisions the buyer.
     buyer_email = unique_email("ada")
-    invoice = {
-        "invoice_id": f"INV-{uuid.uuid4().hex[:8]}",
-        "buyer": {"email": buyer_email, "first_name": "Ada", "last_name": "Lovelace"},
-        "lines": [{"product_id": product["id"], "quantity": 1}],
-        "invitees": [],
-        "paid_at": datetime.now(UTC).isoformat(),
-    }
-    publish_event(suite, "billing", "InvoicePaid", org_id, invoice)
-    buyer = eventually(lambda: user_by_email(admin, buyer_email), "the buyer's account")
+    buyer_profile = {"email": buyer_email, "first_name": "Ada", "last_name": "Lovelace"}
+    buyer = pay_invoice(suite, admin, org_id, product["id"], buyer_profile)
 
     # The buyer chooses a password from the reset mail and signs in in Chromium.
     with mailbox() as box:

@@ -4,9 +4,6 @@ the seat, by event): each invitee can learn the course, and the third seat stays
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime
-
 from conftest import Suite
 from journey import (
     PASSWORD,
@@ -17,7 +14,7 @@ from journey import (
     eventually,
     learnable,
     mailbox,
-    publish_event,
+    pay_invoice,
     unique_email,
     user_by_email,
     web_app,
@@ -36,15 +33,8 @@ def test_a_purchaser_hands_out_two_of_three_seats(suite: Suite) -> None:
     invitees = [colleague, {"email": newcomer_email}]
 
     buyer_email = unique_email("purchaser")
-    invoice = {
-        "invoice_id": f"INV-{uuid.uuid4().hex[:8]}",
-        "buyer": {"email": buyer_email, "first_name": "Pat", "last_name": "Purchaser"},
-        "lines": [{"product_id": product["id"], "quantity": 3}],
-        "invitees": [],
-        "paid_at": datetime.now(UTC).isoformat(),
-    }
-    publish_event(suite, "billing", "InvoicePaid", org_id, invoice)
-    buyer = eventually(lambda: user_by_email(admin, buyer_email), "the purchaser's account")
+    buyer_profile = {"email": buyer_email, "first_name": "Pat", "last_name": "Purchaser"}
+    buyer = pay_invoice(suite, admin, org_id, product["id"], buyer_profile, quantity=3)
     with mailbox() as box:
         password = choose_password(suite, admin, box, buyer)
     purchaser = app.sign_in(buyer_email, password)

@@ -70,7 +70,7 @@ test: unit integration e2e fuzz-ci chaos-bounded
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy libs/common/src $(foreach s,$(SERVICES),services/$(s)/src)
+	$(VENV)/bin/mypy libs/common/src $(foreach s,$(SERVICES),services/$(s)/src) deploy
 	$(PY) deploy/kubernetes/generate.py --check
 	$(PY) deploy/check.py
 	@if command -v promtool >/dev/null; then \

@@ -20,7 +20,7 @@ from flask_smorest import Api, Blueprint
 from marshmallow import RAISE, Schema, ValidationError, fields, missing, pre_load, validate
 from marshmallow.decorators import POST_DUMP, PRE_DUMP
 from marshmallow.utils import get_value
-from sqlalchemy import Select, tuple_
+from sqlalchemy import Select, bindparam, tuple_
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
@@ -248,7 +248,10 @@ def _typed(column: Any, value: Any) -> Any:
 
     python_type = getattr(column.type, "python_type", None)
     if python_type is datetime and isinstance(value, str):
-        return datetime.fromisoformat(value)
+        parsed = datetime.fromisoformat(value)
+        if parsed.tzinfo is None:  # stored times refuse naive values: a forged cursor, not a 500
+            raise ValueError("a cursor's times carry their zone")
+        return parsed
     return value
 
 
@@ -273,6 +276,41 @@ def paginate(
         return rows, None
     rows = rows[:limit]
     return rows, encode_cursor([getattr(rows[-1], column.key) for column in key_columns])
+
+
+def keyset_statement(query: Select[Any], key_columns: Sequence[Any], *, after: bool) -> Select[Any]:
+    """``query`` as one page of a keyset pagination, for :class:`~lms_common.db.ReadStatement`:
+    in ``key_columns`` order, at most ``:limit`` rows, and with ``after`` only the rows past the
+    cursor's ``:after_0``, ``:after_1``... (:func:`keyset_params` binds them)."""
+    if after:
+        bound = [bindparam(f"after_{i}", type_=column.type) for i, column in enumerate(key_columns)]
+        query = query.where(tuple_(*key_columns) > tuple_(*bound))
+    return query.order_by(*key_columns).limit(bindparam("limit"))
+
+
+def keyset_params(key_columns: Sequence[Any], limit: int, cursor: str | None) -> dict[str, Any]:
+    """The bound values of a :func:`keyset_statement` page: one row more than the page shows,
+    which tells whether there is a next page."""
+    params: dict[str, Any] = {"limit": limit + 1}
+    if cursor:
+        params.update((f"after_{i}", value) for i, value in enumerate(decode_cursor(cursor, key_columns)))
+    return params
+
+
+def keyset_page(rows: list[Any], limit: int, key_positions: Sequence[int]) -> tuple[list[Any], str | None]:
+    """The rows of a :func:`keyset_statement` page and the cursor of the next, from the key
+    values at ``key_positions`` of its last row."""
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    return rows, encode_cursor([rows[-1][i] for i in key_positions])
+
+
+def dumped_page(items: list[dict[str, Any]], next_cursor: str | None) -> tuple[Response, int, dict[str, str]]:
+    """:func:`page` for items already in their response schema's output form, answered without
+    dumping them again: the same bytes, for views that build them straight from rows."""
+    body, status, headers = page(items, next_cursor)
+    return jsonify(body), status, headers
 
 
 def page(items: list[Any], next_cursor: str | None) -> tuple[dict[str, Any], int, dict[str, str]]:

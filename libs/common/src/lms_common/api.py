@@ -7,6 +7,7 @@ import base64
 import json
 import re
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -197,8 +198,6 @@ _FORMATTER_BUILDERS: dict[type[Any], Callable[[Any], Dumper | None]] = {
 
 
 def runtime() -> Runtime:
-    from flask import current_app
-
     return current_app.extensions["lms"]  # type: ignore[no-any-return]
 
 
@@ -340,8 +339,30 @@ def _flask_config(title: str, max_body_bytes: int) -> dict[str, Any]:
     }
 
 
+class _App(Flask):
+    """Flask, remembering which functions are not coroutines: Flask and flask-smorest ask
+    ``ensure_sync`` about every hook and every decorator layer of a view on every request, and
+    each answer inspected the function's code flags again."""
+
+    def __init__(self, import_name: str):
+        super().__init__(import_name)
+        self._sync_functions: weakref.WeakSet[Callable[..., Any]] = weakref.WeakSet()
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        key = getattr(func, "__func__", func)  # a bound method is made anew on each look-up
+        try:
+            if key in self._sync_functions:
+                return func
+        except TypeError:  # not weakly referenceable
+            return super().ensure_sync(func)
+        wrapped = super().ensure_sync(func)
+        if wrapped is func:
+            self._sync_functions.add(key)
+        return wrapped
+
+
 def build_app(name: str, title: str, blueprints: Sequence[Blueprint], rt: Runtime) -> Flask:
-    app = Flask(name)
+    app = _App(name)
     app.config.update(_flask_config(title, rt.settings.max_body_bytes))
     app.extensions["lms"] = rt
     api = Api(app, spec_kwargs={"info": {"description": f"The LMS {name} service."}})
@@ -393,35 +414,44 @@ def _install_docs_assets(app: Flask) -> None:
 
 
 def _install_request_hooks(app: Flask, service: str) -> None:
+    observe = _request_metrics(service)
+    requires_json_body: dict[tuple[str | None, str], bool] = {}  # what each view declares never changes
+
     @app.before_request
     def start_request() -> None:
-        given = request.headers.get("X-Request-ID", "")
+        req = request._get_current_object()  # type: ignore[attr-defined]  # one proxy look-up for many reads
+        given = req.headers.get("X-Request-ID", "")
         g.request_id = given if _REQUEST_ID.match(given) else new_id()
         g.correlation_token = begin_correlation(g.request_id)
         g.started = time.perf_counter()
-        check_input()
+        check_input(req, app.config["MAX_CONTENT_LENGTH"])
 
     @app.before_request
     def refuse_a_missing_body() -> Response | None:
         # webargs reads an absent JSON body as {}, which would let a bare PATCH or POST through.
-        if not request.content_length and not request.get_data(cache=True) and _requires_json_body():
+        req = request._get_current_object()  # type: ignore[attr-defined]
+        key = (req.endpoint, req.method)
+        required = requires_json_body.get(key)
+        if required is None:
+            required = requires_json_body[key] = _requires_json_body(app, *key)
+        if required and not req.content_length and not req.get_data(cache=True):
             return problem_response(400, detail="this request needs a JSON body")
         return None
 
     @app.after_request
     def finish_request(response: Response) -> Response:
+        req = request._get_current_object()  # type: ignore[attr-defined]
         response.headers["X-Request-ID"] = g.get("request_id", "")
         # Stored text comes back in JSON; no browser may guess it is HTML and run it.
         response.headers["X-Content-Type-Options"] = "nosniff"
-        endpoint = request.url_rule.rule if request.url_rule else "unmatched"
+        endpoint = req.url_rule.rule if req.url_rule else "unmatched"
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
-        metrics.HTTP_REQUESTS.labels(service, request.method, endpoint, str(response.status_code)).inc()
-        metrics.HTTP_LATENCY.labels(service, request.method, endpoint).observe(elapsed)
+        observe(req.method, endpoint, response.status_code, elapsed)
         if endpoint not in ("/metrics", "/healthz", "/readyz"):
             log.info(
                 "request",
-                method=request.method,
-                path=request.path,
+                method=req.method,
+                path=req.path,
                 status=response.status_code,
                 duration_ms=round(elapsed * 1000, 2),
             )
@@ -434,19 +464,38 @@ def _install_request_hooks(app: Flask, service: str) -> None:
             end_correlation(token)
 
 
-def check_input() -> None:
+def _request_metrics(service: str) -> Callable[[str, str, int, float], None]:
+    """Count and time a request. The labelled series are kept: prometheus-client's ``labels``
+    checks and locks on every call, and the label values are few (URL rules, methods, statuses)."""
+    series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def observe(method: str, endpoint: str, status: int, seconds: float) -> None:
+        key = (method, endpoint, status)
+        found = series.get(key)
+        if found is None:
+            found = series[key] = (
+                metrics.HTTP_REQUESTS.labels(service, method, endpoint, str(status)),
+                metrics.HTTP_LATENCY.labels(service, method, endpoint),
+            )
+        found[0].inc()
+        found[1].observe(seconds)
+
+    return observe
+
+
+def check_input(req: Any, max_content_length: int | None) -> None:
     """Refuse, as 400, input no view should see: NUL characters (PostgreSQL text cannot hold
     them), and JSON bodies that are not UTF-8 or nest deeper than ``MAX_JSON_DEPTH``."""
-    limit = current_app.config["MAX_CONTENT_LENGTH"]
-    if request.content_length is not None and request.content_length > limit:
+    if req.content_length is not None and max_content_length is not None and req.content_length > max_content_length:
         raise RequestEntityTooLarge()  # before anything reads it, whatever its type
-    if "\x00" in request.path or _pairs_hold_nul(request.args):
+    if "\x00" in req.path or _pairs_hold_nul(req.args):
         raise Problem("the URL holds a NUL character", status=400, code="invalid_input")
-    if request.mimetype in _FORMS and _pairs_hold_nul(request.form):
+    mimetype = req.mimetype
+    if mimetype in _FORMS and _pairs_hold_nul(req.form):
         raise Problem("the form holds a NUL character", status=400, code="invalid_input")
-    if not request.is_json:
+    if not req.is_json:
         return
-    raw = request.get_data(cache=True)  # over MAX_CONTENT_LENGTH: 413
+    raw = req.get_data(cache=True)  # over MAX_CONTENT_LENGTH: 413
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -498,11 +547,11 @@ def _holds_nul(value: Any) -> bool:
     return False
 
 
-def _requires_json_body() -> bool:
+def _requires_json_body(app: Flask, endpoint: str | None, method: str) -> bool:
     """Whether the matched view declares a required JSON body (flask-smorest's ``arguments``)."""
-    view = current_app.view_functions.get(request.endpoint or "")
+    view = app.view_functions.get(endpoint or "")
     view_class = getattr(view, "view_class", None)
-    handler = getattr(view_class, request.method.lower(), None) if view_class else view
+    handler = getattr(view_class, method.lower(), None) if view_class else view
     parameters = getattr(handler, "_apidoc", {}).get("arguments", {}).get("parameters", [])
     return any(p.get("in") == "json" and p.get("required", True) for p in parameters)
 

@@ -4,6 +4,7 @@ ids, request logs and metrics, health endpoints, units of work and cursor pagina
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import re
 import time
@@ -24,6 +25,7 @@ from marshmallow.utils import get_value
 from sqlalchemy import Select, bindparam, tuple_
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.sansio.utils import get_current_url
 
 from lms_common import metrics
 from lms_common.context import begin_correlation, end_correlation
@@ -318,8 +320,16 @@ def page(items: list[Any], next_cursor: str | None) -> tuple[dict[str, Any], int
     if next_cursor:
         args = {key: value for key, value in request.args.items() if key != "cursor"}
         args["cursor"] = next_cursor
-        headers["Link"] = f'<{request.base_url}?{urlencode(args)}>; rel="next"'
+        base_url = _base_url(request.scheme, request.host, request.root_path, request.path)
+        headers["Link"] = f'<{base_url}?{urlencode(args)}>; rel="next"'
     return {"items": items, "next_cursor": next_cursor}, 200, headers
+
+
+@functools.lru_cache(maxsize=256)
+def _base_url(scheme: str, host: str, root_path: str, path: str) -> str:
+    """``request.base_url``, which quotes and unquotes its parts again on every request; a list
+    is asked for at a few URLs only."""
+    return get_current_url(scheme, host, root_path, path)
 
 
 # --- the app ----------------------------------------------------------------------------------

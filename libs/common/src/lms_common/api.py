@@ -29,7 +29,7 @@ from werkzeug.sansio.utils import get_current_url
 
 from lms_common import metrics
 from lms_common.context import begin_correlation, end_correlation
-from lms_common.db import make_read_session_factory, new_id, session_scope
+from lms_common.db import AnySelect, make_read_session_factory, new_id, session_scope
 from lms_common.errors import Problem, from_problem, problem_response
 
 if TYPE_CHECKING:
@@ -279,7 +279,7 @@ def paginate(
     return rows, encode_cursor([getattr(rows[-1], column.key) for column in key_columns])
 
 
-def keyset_statement(query: Select[Any], key_columns: Sequence[Any], *, after: bool) -> Select[Any]:
+def keyset_statement(query: AnySelect, key_columns: Sequence[Any], *, after: bool) -> AnySelect:
     """``query`` as one page of a keyset pagination, for :class:`~lms_common.db.ReadStatement`:
     in ``key_columns`` order, at most ``:limit`` rows, and with ``after`` only the rows past the
     cursor's ``:after_0``, ``:after_1``... (:func:`keyset_params` binds them)."""

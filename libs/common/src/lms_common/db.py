@@ -220,9 +220,12 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
 # --- hot reads on the DBAPI cursor --------------------------------------------------------------
 
 
+AnySelect = Select[*tuple[Any, ...]]
+
+
 class ReadStatement:
-    """A SELECT compiled once per dialect and run on a pooled connection's own cursor, in
-    autocommit, its rows handed back as tuples.
+    """A SELECT compiled once per dialect and run on a pooled connection's own cursor (see
+    :func:`raw_reads`), its rows handed back as tuples.
 
     For a read served hundreds of times a second, building the statement, its cache key, a
     Session and SQLAlchemy's result machinery cost several times the query itself. Here only
@@ -231,19 +234,65 @@ class ReadStatement:
     ``bindparam`` names; literal values of the statement travel with it.
     """
 
-    def __init__(self, statement: Select[Any]):
+    def __init__(self, statement: AnySelect):
         self.statement = statement
         self._plans: dict[str, _ReadPlan] = {}
 
-    def rows(self, engine: Engine, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
-        plan = self._plans.get(engine.dialect.name)
+    def rows(self, reads: RawReads, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        plan = self._plans.get(reads.dialect.name)
         if plan is None:  # two threads building one each is harmless
-            plan = self._plans[engine.dialect.name] = _ReadPlan(self.statement, engine.dialect)
-        return plan.run(engine, params)
+            plan = self._plans[reads.dialect.name] = _ReadPlan(self.statement, reads.dialect)
+        return plan.run(reads.cursor, params)
+
+
+class RawReads:
+    """One pooled connection's cursor, for :class:`ReadStatement` reads."""
+
+    def __init__(self, dialect: Dialect, cursor: Any):
+        self.dialect = dialect
+        self.cursor = cursor
+
+
+@contextmanager
+def raw_reads(engine: Engine) -> Iterator[RawReads]:
+    """A pooled connection for :class:`ReadStatement` reads, in autocommit on PostgreSQL: no
+    BEGIN and COMMIT around reads (see :func:`make_read_session_factory`). A connection found
+    lost is dropped from the pool, as SQLAlchemy's own execution does."""
+    connection = engine.raw_connection()
+    autocommit = engine.dialect.name == "postgresql"  # pysqlite begins no transaction for a SELECT
+    try:
+        dbapi_connection: Any = connection.driver_connection
+        if autocommit:
+            dbapi_connection.autocommit = True
+        try:
+            cursor = dbapi_connection.cursor()
+            try:
+                yield RawReads(engine.dialect, cursor)
+            finally:
+                cursor.close()
+        finally:
+            if autocommit:
+                _end_autocommit(connection)
+    except engine.dialect.loaded_dbapi.Error as exc:
+        if connection.is_valid and engine.dialect.is_disconnect(exc, connection.driver_connection, None):
+            metrics.DATABASE_DISCONNECTS.inc()
+            connection.invalidate(exc)
+        raise
+    finally:
+        connection.close()
+
+
+def _end_autocommit(connection: PoolProxiedConnection) -> None:
+    """Hand the connection back as the pool handed it out, or not at all when its state is lost."""
+    dbapi_connection: Any = connection.driver_connection
+    if dbapi_connection.info.transaction_status == TransactionStatus.IDLE:
+        dbapi_connection.autocommit = False
+    else:
+        connection.invalidate()
 
 
 class _ReadPlan:
-    def __init__(self, statement: Select[Any], dialect: Dialect):
+    def __init__(self, statement: AnySelect, dialect: Dialect):
         compiled = statement.compile(dialect=dialect)
         self.sql = compiled.string
         self.defaults = dict(compiled.params)
@@ -259,50 +308,16 @@ class _ReadPlan:
         self.results: list[tuple[int, Callable[[Any], Any]]] = [
             (i, processor) for i, processor in enumerate(processors) if processor is not None
         ]
-        self.autocommit = dialect.name == "postgresql"  # pysqlite begins no transaction for a SELECT
 
-    def run(self, engine: Engine, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    def run(self, cursor: Any, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         values = {**self.defaults, **params}
         for name, processor in self.binds.items():
             values[name] = processor(values[name])
-        arguments: Any = values if self.positions is None else [values[name] for name in self.positions]
-        connection = engine.raw_connection()
-        try:
-            rows = self._fetch(connection, arguments)
-        except engine.dialect.loaded_dbapi.Error as exc:
-            if connection.is_valid and engine.dialect.is_disconnect(exc, connection.driver_connection, None):
-                metrics.DATABASE_DISCONNECTS.inc()
-                connection.invalidate(exc)
-            raise
-        finally:
-            connection.close()
+        cursor.execute(self.sql, values if self.positions is None else [values[name] for name in self.positions])
+        rows: list[tuple[Any, ...]] = cursor.fetchall()
         if self.results:
             rows = [_processed(row, self.results) for row in rows]
         return rows
-
-    def _fetch(self, connection: PoolProxiedConnection, arguments: Any) -> list[tuple[Any, ...]]:
-        dbapi_connection = connection.driver_connection
-        if self.autocommit:  # no BEGIN and COMMIT around a single read (see make_read_session_factory)
-            dbapi_connection.autocommit = True
-        try:
-            cursor = dbapi_connection.cursor()
-            try:
-                cursor.execute(self.sql, arguments)
-                return cursor.fetchall()  # type: ignore[no-any-return]
-            finally:
-                cursor.close()
-        finally:
-            if self.autocommit:
-                _end_autocommit(connection)
-
-
-def _end_autocommit(connection: PoolProxiedConnection) -> None:
-    """Hand the connection back as the pool handed it out, or not at all when its state is lost."""
-    dbapi_connection = connection.driver_connection
-    if dbapi_connection.info.transaction_status == TransactionStatus.IDLE:
-        dbapi_connection.autocommit = False
-    else:
-        connection.invalidate()
 
 
 def _processed(row: tuple[Any, ...], processors: list[tuple[int, Callable[[Any], Any]]]) -> tuple[Any, ...]:

@@ -43,7 +43,7 @@ from catalog.models import (
 )
 from lms_common.api import keyset_page, keyset_params, keyset_statement
 from lms_common.contracts import catalog as contract
-from lms_common.db import ReadStatement, utcnow
+from lms_common.db import ReadStatement, raw_reads, utcnow
 from lms_common.errors import Conflict, NotFound, Unprocessable
 
 T = TypeVar("T")
@@ -287,7 +287,8 @@ def course_page(engine: Engine, actor: Actor, args: Mapping[str, Any]) -> tuple[
     scope = MANAGER if actor.manager else AUTHOR if actor.author else LEARNER
     statement = _course_list(scope, bool(status), bool(q), bool(cursor))
     params = {"org": actor.org, "user": actor.user, "status": status, "q": _like_pattern(q) if q else None}
-    rows = statement.rows(engine, {**params, **keyset_params(COURSE_KEYS, limit, cursor)})
+    with raw_reads(engine) as reads:
+        rows = statement.rows(reads, {**params, **keyset_params(COURSE_KEYS, limit, cursor)})
     return keyset_page(rows, limit, COURSE_KEY_POSITIONS)
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Engine, Select, and_, bindparam, exists, func, or_, select, update
+from sqlalchemy import and_, bindparam, exists, func, or_, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
@@ -35,7 +35,7 @@ from enrollment.models import (
     enrollment_status,
 )
 from lms_common.contracts import enrollment as contract
-from lms_common.db import ReadStatement, new_id, utcnow
+from lms_common.db import AnySelect, RawReads, ReadStatement, new_id, utcnow
 from lms_common.errors import Conflict, Forbidden, NotFound
 
 # --- who may learn what ---------------------------------------------------------------------------
@@ -177,14 +177,14 @@ class GrantedCourses:
     unopened: bool
 
 
-def granted_courses(engine: Engine, user_id: str, org: str) -> GrantedCourses:
+def granted_courses(reads: RawReads, user_id: str, org: str) -> GrantedCourses:
     """What :func:`open_grant_enrollments` would open, read in one query without writing: a
     learner's list is read far more often than a grant is made, so the write is the exception."""
-    rows = _GRANTED_COURSES.rows(engine, {"user": user_id, "org": org})
+    rows = _GRANTED_COURSES.rows(reads, {"user": user_id, "org": org})
     return GrantedCourses({course_id for course_id, _ in rows}, any(ref is None for _, ref in rows))
 
 
-def _granted_courses_query(user_id: Any, org: Any) -> Select[Any]:
+def _granted_courses_query(user_id: Any, org: Any) -> AnySelect:
     grants = _grant_courses(user_id, org).subquery()
     opened_by_grant = (
         select(Enrollment.course_id, EnrollmentSource.ref)
@@ -198,7 +198,7 @@ def _granted_courses_query(user_id: Any, org: Any) -> Select[Any]:
     )
 
 
-def my_courses(engine: Engine, who: Actor, granted: set[str]) -> list[dict[str, Any]]:
+def my_courses(reads: RawReads, who: Actor, granted: set[str]) -> list[dict[str, Any]]:
     """Every course the caller may learn now, with its enrollment, progress and sources, as
     ``MyCourse`` dumps it; ``granted``: the courses its grants in its own organization open
     (:func:`granted_courses`).
@@ -206,10 +206,10 @@ def my_courses(engine: Engine, who: Actor, granted: set[str]) -> list[dict[str, 
     The same rules as :func:`sources_of`, in one query whatever the number of courses: a
     learner's list is read on every visit to its dashboard.
     """
-    rows = _MY_ENROLLMENTS.rows(engine, {"user": who.user})
+    rows = _MY_ENROLLMENTS.rows(reads, {"user": who.user})
     granted_in = {who.org: granted}
     for org in {row[1] for row in rows} - set(granted_in):
-        granted_in[org] = granted_courses(engine, who.user, org).course_ids
+        granted_in[org] = granted_courses(reads, who.user, org).course_ids
     items: dict[str, dict[str, Any]] = {}
     for enrollment_id, org_id, course_id, progress_percent, completed_at, title, kind in rows:
         if enrollment_id not in items:
@@ -226,7 +226,7 @@ def my_courses(engine: Engine, who: Actor, granted: set[str]) -> list[dict[str, 
     return [{**item, "sources": sorted(item["sources"])} for item in items.values() if item["sources"]]
 
 
-def _my_enrollments(user_id: Any) -> Select[Any]:
+def _my_enrollments(user_id: Any) -> AnySelect:
     """The open enrollments in published courses of a user still open, with their titles: one
     row per active source other than a grant (grants are matched against the live grants)."""
     user_closed = exists().where(User.id == user_id, or_(User.disabled_at.is_not(None), User.merged_into.is_not(None)))

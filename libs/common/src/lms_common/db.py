@@ -264,20 +264,19 @@ def raw_reads(engine: Engine) -> Iterator[RawReads]:
         dbapi_connection: Any = connection.driver_connection
         if autocommit:
             dbapi_connection.autocommit = True
+        cursor = dbapi_connection.cursor()
         try:
-            cursor = dbapi_connection.cursor()
-            try:
-                yield RawReads(engine.dialect, cursor)
-            finally:
-                cursor.close()
+            yield RawReads(engine.dialect, cursor)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            if engine.dialect.is_disconnect(exc, dbapi_connection, cursor):
+                metrics.DATABASE_DISCONNECTS.inc()
+                connection.invalidate(exc)
+            raise
         finally:
-            if autocommit:
-                _end_autocommit(connection)
-    except engine.dialect.loaded_dbapi.Error as exc:
-        if connection.is_valid and engine.dialect.is_disconnect(exc, connection.driver_connection, None):
-            metrics.DATABASE_DISCONNECTS.inc()
-            connection.invalidate(exc)
-        raise
+            if connection.is_valid:
+                cursor.close()
+                if autocommit:
+                    _end_autocommit(connection)
     finally:
         connection.close()
 

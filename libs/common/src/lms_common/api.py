@@ -4,9 +4,11 @@ ids, request logs and metrics, health endpoints, units of work and cursor pagina
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import re
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -20,13 +22,14 @@ from flask_smorest import Api, Blueprint
 from marshmallow import RAISE, Schema, ValidationError, fields, missing, pre_load, validate
 from marshmallow.decorators import POST_DUMP, PRE_DUMP
 from marshmallow.utils import get_value
-from sqlalchemy import Select, tuple_
+from sqlalchemy import Select, bindparam, tuple_
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.sansio.utils import get_current_url
 
 from lms_common import metrics
 from lms_common.context import begin_correlation, end_correlation
-from lms_common.db import make_read_session_factory, new_id, session_scope
+from lms_common.db import AnySelect, make_read_session_factory, new_id, session_scope
 from lms_common.errors import Problem, from_problem, problem_response
 
 if TYPE_CHECKING:
@@ -197,8 +200,6 @@ _FORMATTER_BUILDERS: dict[type[Any], Callable[[Any], Dumper | None]] = {
 
 
 def runtime() -> Runtime:
-    from flask import current_app
-
     return current_app.extensions["lms"]  # type: ignore[no-any-return]
 
 
@@ -248,7 +249,10 @@ def _typed(column: Any, value: Any) -> Any:
 
     python_type = getattr(column.type, "python_type", None)
     if python_type is datetime and isinstance(value, str):
-        return datetime.fromisoformat(value)
+        parsed = datetime.fromisoformat(value)
+        if parsed.tzinfo is None:  # stored times refuse naive values: a forged cursor, not a 500
+            raise ValueError("a cursor's times carry their zone")
+        return parsed
     return value
 
 
@@ -275,14 +279,57 @@ def paginate(
     return rows, encode_cursor([getattr(rows[-1], column.key) for column in key_columns])
 
 
+def keyset_statement(query: AnySelect, key_columns: Sequence[Any], *, after: bool) -> AnySelect:
+    """``query`` as one page of a keyset pagination, for :class:`~lms_common.db.ReadStatement`:
+    in ``key_columns`` order, at most ``:limit`` rows, and with ``after`` only the rows past the
+    cursor's ``:after_0``, ``:after_1``... (:func:`keyset_params` binds them)."""
+    if after:
+        bound = [bindparam(f"after_{i}", type_=column.type) for i, column in enumerate(key_columns)]
+        query = query.where(tuple_(*key_columns) > tuple_(*bound))
+    return query.order_by(*key_columns).limit(bindparam("limit"))
+
+
+def keyset_params(key_columns: Sequence[Any], limit: int, cursor: str | None) -> dict[str, Any]:
+    """The bound values of a :func:`keyset_statement` page: one row more than the page shows,
+    which tells whether there is a next page."""
+    params: dict[str, Any] = {"limit": limit + 1}
+    if cursor:
+        params.update((f"after_{i}", value) for i, value in enumerate(decode_cursor(cursor, key_columns)))
+    return params
+
+
+def keyset_page(rows: list[Any], limit: int, key_positions: Sequence[int]) -> tuple[list[Any], str | None]:
+    """The rows of a :func:`keyset_statement` page and the cursor of the next, from the key
+    values at ``key_positions`` of its last row."""
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    return rows, encode_cursor([rows[-1][i] for i in key_positions])
+
+
+def dumped_page(items: list[dict[str, Any]], next_cursor: str | None) -> tuple[Response, int, dict[str, str]]:
+    """:func:`page` for items already in their response schema's output form, answered without
+    dumping them again: the same bytes, for views that build them straight from rows."""
+    body, status, headers = page(items, next_cursor)
+    return jsonify(body), status, headers
+
+
 def page(items: list[Any], next_cursor: str | None) -> tuple[dict[str, Any], int, dict[str, str]]:
     """The list response: body, status and a ``Link: rel="next"`` header when there is more."""
     headers: dict[str, str] = {}
     if next_cursor:
         args = {key: value for key, value in request.args.items() if key != "cursor"}
         args["cursor"] = next_cursor
-        headers["Link"] = f'<{request.base_url}?{urlencode(args)}>; rel="next"'
+        base_url = _base_url(request.scheme, request.host, request.root_path, request.path)
+        headers["Link"] = f'<{base_url}?{urlencode(args)}>; rel="next"'
     return {"items": items, "next_cursor": next_cursor}, 200, headers
+
+
+@functools.lru_cache(maxsize=256)
+def _base_url(scheme: str, host: str, root_path: str, path: str) -> str:
+    """``request.base_url``, which quotes and unquotes its parts again on every request; a list
+    is asked for at a few URLs only."""
+    return get_current_url(scheme, host, root_path, path)
 
 
 # --- the app ----------------------------------------------------------------------------------
@@ -302,8 +349,30 @@ def _flask_config(title: str, max_body_bytes: int) -> dict[str, Any]:
     }
 
 
+class _App(Flask):
+    """Flask, remembering which functions are not coroutines: Flask and flask-smorest ask
+    ``ensure_sync`` about every hook and every decorator layer of a view on every request, and
+    each answer inspected the function's code flags again."""
+
+    def __init__(self, import_name: str):
+        super().__init__(import_name)
+        self._sync_functions: weakref.WeakSet[Callable[..., Any]] = weakref.WeakSet()
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        key = getattr(func, "__func__", func)  # a bound method is made anew on each look-up
+        try:
+            if key in self._sync_functions:
+                return func
+        except TypeError:  # not weakly referenceable
+            return super().ensure_sync(func)
+        wrapped = super().ensure_sync(func)
+        if wrapped is func:
+            self._sync_functions.add(key)
+        return wrapped
+
+
 def build_app(name: str, title: str, blueprints: Sequence[Blueprint], rt: Runtime) -> Flask:
-    app = Flask(name)
+    app = _App(name)
     app.config.update(_flask_config(title, rt.settings.max_body_bytes))
     app.extensions["lms"] = rt
     api = Api(app, spec_kwargs={"info": {"description": f"The LMS {name} service."}})
@@ -355,35 +424,44 @@ def _install_docs_assets(app: Flask) -> None:
 
 
 def _install_request_hooks(app: Flask, service: str) -> None:
+    observe = _request_metrics(service)
+    requires_json_body: dict[tuple[str | None, str], bool] = {}  # what each view declares never changes
+
     @app.before_request
     def start_request() -> None:
-        given = request.headers.get("X-Request-ID", "")
+        req = request._get_current_object()  # type: ignore[attr-defined]  # one proxy look-up for many reads
+        given = req.headers.get("X-Request-ID", "")
         g.request_id = given if _REQUEST_ID.match(given) else new_id()
         g.correlation_token = begin_correlation(g.request_id)
         g.started = time.perf_counter()
-        check_input()
+        check_input(req, app.config["MAX_CONTENT_LENGTH"])
 
     @app.before_request
     def refuse_a_missing_body() -> Response | None:
         # webargs reads an absent JSON body as {}, which would let a bare PATCH or POST through.
-        if not request.content_length and not request.get_data(cache=True) and _requires_json_body():
+        req = request._get_current_object()  # type: ignore[attr-defined]
+        key = (req.endpoint, req.method)
+        required = requires_json_body.get(key)
+        if required is None:
+            required = requires_json_body[key] = _requires_json_body(app, *key)
+        if required and not req.content_length and not req.get_data(cache=True):
             return problem_response(400, detail="this request needs a JSON body")
         return None
 
     @app.after_request
     def finish_request(response: Response) -> Response:
+        req = request._get_current_object()  # type: ignore[attr-defined]
         response.headers["X-Request-ID"] = g.get("request_id", "")
         # Stored text comes back in JSON; no browser may guess it is HTML and run it.
         response.headers["X-Content-Type-Options"] = "nosniff"
-        endpoint = request.url_rule.rule if request.url_rule else "unmatched"
+        endpoint = req.url_rule.rule if req.url_rule else "unmatched"
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
-        metrics.HTTP_REQUESTS.labels(service, request.method, endpoint, str(response.status_code)).inc()
-        metrics.HTTP_LATENCY.labels(service, request.method, endpoint).observe(elapsed)
+        observe(req.method, endpoint, response.status_code, elapsed)
         if endpoint not in ("/metrics", "/healthz", "/readyz"):
             log.info(
                 "request",
-                method=request.method,
-                path=request.path,
+                method=req.method,
+                path=req.path,
                 status=response.status_code,
                 duration_ms=round(elapsed * 1000, 2),
             )
@@ -396,19 +474,38 @@ def _install_request_hooks(app: Flask, service: str) -> None:
             end_correlation(token)
 
 
-def check_input() -> None:
+def _request_metrics(service: str) -> Callable[[str, str, int, float], None]:
+    """Count and time a request. The labelled series are kept: prometheus-client's ``labels``
+    checks and locks on every call, and the label values are few (URL rules, methods, statuses)."""
+    series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def observe(method: str, endpoint: str, status: int, seconds: float) -> None:
+        key = (method, endpoint, status)
+        found = series.get(key)
+        if found is None:
+            found = series[key] = (
+                metrics.HTTP_REQUESTS.labels(service, method, endpoint, str(status)),
+                metrics.HTTP_LATENCY.labels(service, method, endpoint),
+            )
+        found[0].inc()
+        found[1].observe(seconds)
+
+    return observe
+
+
+def check_input(req: Any, max_content_length: int | None) -> None:
     """Refuse, as 400, input no view should see: NUL characters (PostgreSQL text cannot hold
     them), and JSON bodies that are not UTF-8 or nest deeper than ``MAX_JSON_DEPTH``."""
-    limit = current_app.config["MAX_CONTENT_LENGTH"]
-    if request.content_length is not None and request.content_length > limit:
+    if req.content_length is not None and max_content_length is not None and req.content_length > max_content_length:
         raise RequestEntityTooLarge()  # before anything reads it, whatever its type
-    if "\x00" in request.path or _pairs_hold_nul(request.args):
+    if "\x00" in req.path or _pairs_hold_nul(req.args):
         raise Problem("the URL holds a NUL character", status=400, code="invalid_input")
-    if request.mimetype in _FORMS and _pairs_hold_nul(request.form):
+    mimetype = req.mimetype
+    if mimetype in _FORMS and _pairs_hold_nul(req.form):
         raise Problem("the form holds a NUL character", status=400, code="invalid_input")
-    if not request.is_json:
+    if not req.is_json:
         return
-    raw = request.get_data(cache=True)  # over MAX_CONTENT_LENGTH: 413
+    raw = req.get_data(cache=True)  # over MAX_CONTENT_LENGTH: 413
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -460,11 +557,11 @@ def _holds_nul(value: Any) -> bool:
     return False
 
 
-def _requires_json_body() -> bool:
+def _requires_json_body(app: Flask, endpoint: str | None, method: str) -> bool:
     """Whether the matched view declares a required JSON body (flask-smorest's ``arguments``)."""
-    view = current_app.view_functions.get(request.endpoint or "")
+    view = app.view_functions.get(endpoint or "")
     view_class = getattr(view, "view_class", None)
-    handler = getattr(view_class, request.method.lower(), None) if view_class else view
+    handler = getattr(view_class, method.lower(), None) if view_class else view
     parameters = getattr(handler, "_apidoc", {}).get("arguments", {}).get("parameters", [])
     return any(p.get("in") == "json" and p.get("required", True) for p in parameters)
 

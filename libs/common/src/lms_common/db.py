@@ -9,17 +9,18 @@ from __future__ import annotations
 import select as selectors
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, DateTime, Engine, MetaData, create_engine, event
-from sqlalchemy.engine import ExceptionContext, make_url
+from psycopg.pq import TransactionStatus
+from sqlalchemy import Connection, DateTime, Engine, MetaData, Select, create_engine, event
+from sqlalchemy.engine import Dialect, ExceptionContext, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 from sqlalchemy.types import TypeDecorator
 
 from lms_common import metrics
@@ -214,3 +215,112 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+# --- hot reads on the DBAPI cursor --------------------------------------------------------------
+
+
+AnySelect = Select[*tuple[Any, ...]]
+
+
+class ReadStatement:
+    """A SELECT compiled once per dialect and run on a pooled connection's own cursor (see
+    :func:`raw_reads`), its rows handed back as tuples.
+
+    For a read served hundreds of times a second, building the statement, its cache key, a
+    Session and SQLAlchemy's result machinery cost several times the query itself. Here only
+    the type processing stays: each column's and each bound parameter's own processors, so the
+    values are those a Session would give. Parameters are passed by the statement's
+    ``bindparam`` names; literal values of the statement travel with it.
+    """
+
+    def __init__(self, statement: AnySelect):
+        self.statement = statement
+        self._plans: dict[str, _ReadPlan] = {}
+
+    def rows(self, reads: RawReads, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        plan = self._plans.get(reads.dialect.name)
+        if plan is None:  # two threads building one each is harmless
+            plan = self._plans[reads.dialect.name] = _ReadPlan(self.statement, reads.dialect)
+        return plan.run(reads.cursor, params)
+
+
+class RawReads:
+    """One pooled connection's cursor, for :class:`ReadStatement` reads."""
+
+    def __init__(self, dialect: Dialect, cursor: Any):
+        self.dialect = dialect
+        self.cursor = cursor
+
+
+@contextmanager
+def raw_reads(engine: Engine) -> Iterator[RawReads]:
+    """A pooled connection for :class:`ReadStatement` reads, in autocommit on PostgreSQL: no
+    BEGIN and COMMIT around reads (see :func:`make_read_session_factory`). A connection found
+    lost is dropped from the pool, as SQLAlchemy's own execution does."""
+    connection = engine.raw_connection()
+    autocommit = engine.dialect.name == "postgresql"  # pysqlite begins no transaction for a SELECT
+    try:
+        dbapi_connection: Any = connection.driver_connection
+        if autocommit:
+            dbapi_connection.autocommit = True
+        cursor = dbapi_connection.cursor()
+        try:
+            yield RawReads(engine.dialect, cursor)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            if engine.dialect.is_disconnect(exc, dbapi_connection, cursor):
+                metrics.DATABASE_DISCONNECTS.inc()
+                connection.invalidate(exc)
+            raise
+        finally:
+            if connection.is_valid:
+                cursor.close()
+                if autocommit:
+                    _end_autocommit(connection)
+    finally:
+        connection.close()
+
+
+def _end_autocommit(connection: PoolProxiedConnection) -> None:
+    """Hand the connection back as the pool handed it out, or not at all when its state is lost."""
+    dbapi_connection: Any = connection.driver_connection
+    if dbapi_connection.info.transaction_status == TransactionStatus.IDLE:
+        dbapi_connection.autocommit = False
+    else:
+        connection.invalidate()
+
+
+class _ReadPlan:
+    def __init__(self, statement: AnySelect, dialect: Dialect):
+        compiled = statement.compile(dialect=dialect)
+        self.sql = compiled.string
+        self.defaults = dict(compiled.params)
+        self.positions = compiled.positiontup if compiled.positional else None
+        self.binds = {
+            name: processor
+            for name, bind in compiled.binds.items()
+            if (processor := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None
+        }
+        processors = [
+            column.type.dialect_impl(dialect).result_processor(dialect, None) for column in statement.selected_columns
+        ]
+        self.results: list[tuple[int, Callable[[Any], Any]]] = [
+            (i, processor) for i, processor in enumerate(processors) if processor is not None
+        ]
+
+    def run(self, cursor: Any, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        values = {**self.defaults, **params}
+        for name, processor in self.binds.items():
+            values[name] = processor(values[name])
+        cursor.execute(self.sql, values if self.positions is None else [values[name] for name in self.positions])
+        rows: list[tuple[Any, ...]] = cursor.fetchall()
+        if self.results:
+            rows = [_processed(row, self.results) for row in rows]
+        return rows
+
+
+def _processed(row: tuple[Any, ...], processors: list[tuple[int, Callable[[Any], Any]]]) -> tuple[Any, ...]:
+    values = list(row)
+    for i, processor in processors:
+        values[i] = processor(values[i])
+    return tuple(values)

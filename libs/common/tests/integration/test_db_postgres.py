@@ -1,17 +1,30 @@
 """On PostgreSQL: pooled connections whose server side went away are replaced before use, and
-read-only sessions run without a transaction."""
+read-only sessions and raw reads run without a transaction."""
 
 from __future__ import annotations
 
+import sys
 import time
+from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, func, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))  # the same checks as on SQLite
+
+from test_raw_reads import check_keyset_pages_walk_every_row_once, check_reads_match_sqlalchemy, metadata
+
 from lms_common import metrics
-from lms_common.db import make_engine, make_read_session_factory, make_session_factory, session_scope
+from lms_common.db import (
+    ReadStatement,
+    make_engine,
+    make_read_session_factory,
+    make_session_factory,
+    raw_reads,
+    session_scope,
+)
 
 
 def backend_pid(engine: Engine) -> int:
@@ -79,4 +92,38 @@ def test_a_read_only_session_runs_each_statement_on_its_own(postgres_url: str) -
         session.execute(text("SELECT 1"))
         time.sleep(0.01)
         assert not session.execute(text("SELECT now() = statement_timestamp()")).scalar_one()
+    engine.dispose()
+
+
+def test_raw_reads_match_sqlalchemy_and_page_alike(postgres_url: str) -> None:
+    engine = make_engine(postgres_url)
+    check_reads_match_sqlalchemy(engine)
+    metadata.drop_all(engine)
+    check_keyset_pages_walk_every_row_once(engine)
+    engine.dispose()
+
+
+def test_raw_reads_run_without_a_transaction_and_hand_the_connection_back_as_it_was(postgres_url: str) -> None:
+    engine = make_engine(postgres_url, pool_size=1, max_overflow=0)
+    now_is_statement_time = ReadStatement(select(func.now() == func.statement_timestamp()))
+    with raw_reads(engine) as reads:
+        now_is_statement_time.rows(reads, {})
+        time.sleep(0.01)
+        assert now_is_statement_time.rows(reads, {}) == [(True,)]
+    with engine.connect() as connection:  # the same pooled connection, in a transaction again
+        connection.execute(text("SELECT 1"))
+        assert connection.connection.driver_connection.autocommit is False  # type: ignore[union-attr]
+    engine.dispose()
+
+
+def test_a_connection_lost_under_raw_reads_is_dropped_and_counted(postgres_url: str) -> None:
+    engine = make_engine(postgres_url, pool_size=1, max_overflow=0)
+    before = lost_connections()
+    backend = ReadStatement(select(func.pg_backend_pid()))
+    with pytest.raises(Exception), raw_reads(engine) as reads:  # noqa: B017 - the driver's own error
+        terminate(postgres_url, backend.rows(reads, {})[0][0])
+        backend.rows(reads, {})
+    assert lost_connections() - before == 1
+    with raw_reads(engine) as reads:
+        assert backend.rows(reads, {})  # a fresh connection
     engine.dispose()

@@ -8,14 +8,15 @@ step raises a problem with a ``code`` and a detail saying exactly why. Aggregate
 
 from __future__ import annotations
 
+import functools
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, or_, select, true
+from sqlalchemy import ColumnElement, Engine, Select, bindparam, or_, select, true
 from sqlalchemy.orm import Session
 
 from catalog import events, scorm
@@ -40,8 +41,9 @@ from catalog.models import (
     Quiz,
     ScormPackage,
 )
+from lms_common.api import keyset_page, keyset_params, keyset_statement
 from lms_common.contracts import catalog as contract
-from lms_common.db import utcnow
+from lms_common.db import ReadStatement, raw_reads, utcnow
 from lms_common.errors import Conflict, NotFound, Unprocessable
 
 T = TypeVar("T")
@@ -250,27 +252,54 @@ def _refuse_if_held(session: Session, course: Course) -> None:
         )
 
 
-def _course_filter(actor: Actor) -> ColumnElement[bool]:
-    if actor.manager:
+def _course_filter(scope: str) -> ColumnElement[bool]:
+    if scope == MANAGER:
         return true()
-    if actor.author:
-        return or_(Course.status == PUBLISHED, Course.created_by == actor.user)
+    if scope == AUTHOR:
+        return or_(Course.status == PUBLISHED, Course.created_by == bindparam("user"))
     return Course.status == PUBLISHED
 
 
 def _title_like(column: Any, q: str) -> ColumnElement[bool]:
+    return column.ilike(_like_pattern(q), escape="\\")  # type: ignore[no-any-return]
+
+
+def _like_pattern(q: str) -> str:
     escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return column.ilike(f"%{escaped}%", escape="\\")  # type: ignore[no-any-return]
+    return f"%{escaped}%"
 
 
-def course_query(actor: Actor, status: str | None = None, q: str | None = None) -> Select[Course]:
-    """The courses the actor may see, filtered by status and title."""
-    query = select(Course).where(Course.org_id == actor.org, _course_filter(actor))
+# The course list is the catalog's busiest read: its statement is built and compiled once per
+# shape, and each request only binds its values (see ReadStatement).
+COURSE_COLUMNS = (
+    Course.id, Course.title, Course.description, Course.status, Course.created_by, Course.derived_from,
+    Course.version, Course.created_at, Course.updated_at, Course.published_at,
+)  # fmt: skip
+COURSE_KEYS = (Course.created_at, Course.id)
+COURSE_KEY_POSITIONS = (7, 0)
+MANAGER, AUTHOR, LEARNER = "manager", "author", "learner"
+
+
+def course_page(engine: Engine, actor: Actor, args: Mapping[str, Any]) -> tuple[list[tuple[Any, ...]], str | None]:
+    """One page of the courses the actor may see (rows of ``COURSE_COLUMNS``) in creation
+    order, filtered by ``status`` and title (``q``), and the next page's cursor."""
+    status, q, limit, cursor = args.get("status"), args.get("q"), args["limit"], args.get("cursor")
+    scope = MANAGER if actor.manager else AUTHOR if actor.author else LEARNER
+    statement = _course_list(scope, bool(status), bool(q), bool(cursor))
+    params = {"org": actor.org, "user": actor.user, "status": status, "q": _like_pattern(q) if q else None}
+    with raw_reads(engine) as reads:
+        rows = statement.rows(reads, {**params, **keyset_params(COURSE_KEYS, limit, cursor)})
+    return keyset_page(rows, limit, COURSE_KEY_POSITIONS)
+
+
+@functools.cache
+def _course_list(scope: str, status: bool, q: bool, after: bool) -> ReadStatement:
+    query = select(*COURSE_COLUMNS).where(Course.org_id == bindparam("org"), _course_filter(scope))
     if status:
-        query = query.where(Course.status == status)
+        query = query.where(Course.status == bindparam("status"))
     if q:
-        query = query.where(_title_like(Course.title, q))
-    return query
+        query = query.where(Course.title.ilike(bindparam("q"), escape="\\"))
+    return ReadStatement(keyset_statement(query, COURSE_KEYS, after=after))
 
 
 def _copy_title(title: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from catalog.models import PUBLISHED, Cohort, Course, Lesson, Module, Product, Program, Quiz
@@ -23,6 +24,27 @@ def course(c: Course, product_id: str | None = None) -> dict[str, Any]:
     if product_id:
         view["product_id"] = product_id
     return view
+
+
+def course_row(row: tuple[Any, ...]) -> dict[str, Any]:
+    """:func:`course` as ``CourseOut`` dumps it, from a row of ``services.COURSE_COLUMNS``."""
+    id_, title, description, status, created_by, derived_from, version, created_at, updated_at, published_at = row
+    return {
+        "id": id_,
+        "title": title,
+        "description": description,
+        "status": status,
+        "created_by": created_by,
+        "derived_from": derived_from,
+        "version": version,
+        "created_at": _iso(created_at),
+        "updated_at": _iso(updated_at),
+        "published_at": _iso(published_at),
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
 
 
 def lesson(x: Lesson) -> dict[str, Any]:

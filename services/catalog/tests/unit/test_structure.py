@@ -58,3 +58,11 @@ def test_another_tenants_ids_are_unknown(moderator, as_user):
     # Another tenant's course in a body is unknown too.
     problem = refused(stranger.post("/v1/products", json={"title": "P", "course_ids": [ids["course"]]}), 422)
     assert problem["code"] == "unknown_courses"
+
+
+def test_a_listed_course_is_the_course_as_read_alone(moderator):
+    """The list builds its items straight from rows; they are what GET /v1/courses/{id} dumps."""
+    for title in ("One", "Two"):
+        ok(moderator.post("/v1/courses", json={"title": title, "description": f"About {title}"}), 201)
+    listed = ok(moderator.get("/v1/courses"))["items"]
+    assert listed == [ok(moderator.get(f"/v1/courses/{item['id']}")) for item in listed]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import and_, bindparam, exists, func, or_, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
@@ -32,15 +32,16 @@ from enrollment.models import (
     Quiz,
     QuizAttempt,
     User,
+    enrollment_status,
 )
 from lms_common.contracts import enrollment as contract
-from lms_common.db import new_id, utcnow
+from lms_common.db import AnySelect, RawReads, ReadStatement, new_id, utcnow
 from lms_common.errors import Conflict, Forbidden, NotFound
 
 # --- who may learn what ---------------------------------------------------------------------------
 
 
-def _grant_courses(user_id: str, org: str, course_id: str | None = None) -> Any:
+def _grant_courses(user_id: Any, org: Any, course_id: str | None = None) -> Any:
     """(course id, grant id) of the courses open to the user through active grants of active products."""
     query = (
         select(ProductCourse.course_id, Grant.id)
@@ -176,9 +177,14 @@ class GrantedCourses:
     unopened: bool
 
 
-def granted_courses(session: Session, user_id: str, org: str) -> GrantedCourses:
+def granted_courses(reads: RawReads, user_id: str, org: str) -> GrantedCourses:
     """What :func:`open_grant_enrollments` would open, read in one query without writing: a
     learner's list is read far more often than a grant is made, so the write is the exception."""
+    rows = _GRANTED_COURSES.rows(reads, {"user": user_id, "org": org})
+    return GrantedCourses({course_id for course_id, _ in rows}, any(ref is None for _, ref in rows))
+
+
+def _granted_courses_query(user_id: Any, org: Any) -> AnySelect:
     grants = _grant_courses(user_id, org).subquery()
     opened_by_grant = (
         select(Enrollment.course_id, EnrollmentSource.ref)
@@ -186,35 +192,41 @@ def granted_courses(session: Session, user_id: str, org: str) -> GrantedCourses:
         .where(Enrollment.user_id == user_id, EnrollmentSource.kind == "grant")
         .subquery()
     )
-    query = select(grants.c.course_id, opened_by_grant.c.ref).outerjoin(
+    return select(grants.c.course_id, opened_by_grant.c.ref).outerjoin(
         opened_by_grant,
         and_(opened_by_grant.c.course_id == grants.c.course_id, opened_by_grant.c.ref == grants.c.id),
     )
-    rows = session.execute(query).all()
-    return GrantedCourses({course_id for course_id, _ in rows}, any(ref is None for _, ref in rows))
 
 
-def my_courses(session: Session, who: Actor, granted: set[str]) -> list[dict[str, Any]]:
-    """Every course the caller may learn now, with its enrollment, progress and sources;
-    ``granted``: the courses its grants in its own organization open (:func:`granted_courses`).
+def my_courses(reads: RawReads, who: Actor, granted: set[str]) -> list[dict[str, Any]]:
+    """Every course the caller may learn now, with its enrollment, progress and sources, as
+    ``MyCourse`` dumps it; ``granted``: the courses its grants in its own organization open
+    (:func:`granted_courses`).
 
     The same rules as :func:`sources_of`, in one query whatever the number of courses: a
     learner's list is read on every visit to its dashboard.
     """
-    rows = session.execute(_my_enrollments(who.user)).all()
+    rows = _MY_ENROLLMENTS.rows(reads, {"user": who.user})
     granted_in = {who.org: granted}
-    for org in {enrollment.org_id for enrollment, _, _ in rows} - set(granted_in):
-        granted_in[org] = _granted_courses(session, who.user, org)
+    for org in {row[1] for row in rows} - set(granted_in):
+        granted_in[org] = granted_courses(reads, who.user, org).course_ids
     items: dict[str, dict[str, Any]] = {}
-    for enrollment, title, kind in rows:
-        if enrollment.id not in items:
-            items[enrollment.id] = _my_course(enrollment, title, enrollment.course_id in granted_in[enrollment.org_id])
+    for enrollment_id, org_id, course_id, progress_percent, completed_at, title, kind in rows:
+        if enrollment_id not in items:
+            items[enrollment_id] = {
+                "course_id": course_id,
+                "title": title,
+                "enrollment_id": enrollment_id,
+                "progress_percent": progress_percent,
+                "status": enrollment_status(progress_percent, completed_at),
+                "sources": {"grant"} if course_id in granted_in[org_id] else set(),
+            }
         if kind is not None:
-            items[enrollment.id]["sources"].add(kind)
+            items[enrollment_id]["sources"].add(kind)
     return [{**item, "sources": sorted(item["sources"])} for item in items.values() if item["sources"]]
 
 
-def _my_enrollments(user_id: str) -> Any:
+def _my_enrollments(user_id: Any) -> AnySelect:
     """The open enrollments in published courses of a user still open, with their titles: one
     row per active source other than a grant (grants are matched against the live grants)."""
     user_closed = exists().where(User.id == user_id, or_(User.disabled_at.is_not(None), User.merged_into.is_not(None)))
@@ -223,8 +235,9 @@ def _my_enrollments(user_id: str) -> Any:
         EnrollmentSource.active.is_(True),
         EnrollmentSource.kind != "grant",
     )
+    columns = (Enrollment.id, Enrollment.org_id, Enrollment.course_id, Enrollment.progress_percent)
     return (
-        select(Enrollment, Course.title, EnrollmentSource.kind)
+        select(*columns, Enrollment.completed_at, Course.title, EnrollmentSource.kind)
         .join(Course, Course.id == Enrollment.course_id)
         .outerjoin(EnrollmentSource, other_source)
         .where(Enrollment.user_id == user_id, Course.status == PUBLISHED, Enrollment.access_closed_at.is_(None))
@@ -233,20 +246,10 @@ def _my_enrollments(user_id: str) -> Any:
     )
 
 
-def _my_course(enrollment: Enrollment, title: str, granted: bool) -> dict[str, Any]:
-    return {
-        "course_id": enrollment.course_id,
-        "title": title,
-        "enrollment_id": enrollment.id,
-        "progress_percent": enrollment.progress_percent,
-        "status": enrollment.status,
-        "sources": {"grant"} if granted else set(),
-    }
-
-
-def _granted_courses(session: Session, user_id: str, org: str) -> set[str]:
-    subquery = _grant_courses(user_id, org).subquery()
-    return set(session.scalars(select(subquery.c.course_id).distinct()))
+# A learner's course list is read on every visit to its dashboard: its statements are compiled
+# once, each request binds only the user and the organization (see ReadStatement).
+_GRANTED_COURSES = ReadStatement(_granted_courses_query(bindparam("user"), bindparam("org")))
+_MY_ENROLLMENTS = ReadStatement(_my_enrollments(bindparam("user")))
 
 
 # --- enrollments ------------------------------------------------------------------------------------

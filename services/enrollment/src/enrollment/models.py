@@ -258,9 +258,13 @@ class Enrollment(Base):
 
     @property
     def status(self) -> str:
-        if self.completed_at is not None:
-            return "completed"
-        return "in_progress" if self.progress_percent > 0 else "not_started"
+        return enrollment_status(self.progress_percent, self.completed_at)
+
+
+def enrollment_status(progress_percent: int, completed_at: datetime | None) -> str:
+    if completed_at is not None:
+        return "completed"
+    return "in_progress" if progress_percent > 0 else "not_started"
 
 
 class EnrollmentSource(Base):

@@ -20,19 +20,9 @@ def actor() -> Actor:
     return Actor.from_principal(current_principal())
 
 
-def listing(
-    query: Select[Any],
-    model: Any,
-    args: dict[str, Any],
-    render: Callable[[Any], dict[str, Any]],
-    *,
-    entities: bool = True,
-) -> Any:
-    """One page of ``query`` in creation order, rendered, with ``next_cursor`` and a Link header.
-
-    ``entities=False`` pages plain rows of the query's columns, for views that need no relation.
-    """
+def listing(query: Select[Any], model: Any, args: dict[str, Any], render: Callable[[Any], dict[str, Any]]) -> Any:
+    """One page of ``query`` in creation order, rendered, with ``next_cursor`` and a Link header."""
     with read_only() as session:
         keys = [model.created_at, model.id]
-        rows, cursor = paginate(session, query, keys, args["limit"], args.get("cursor"), entities=entities)
+        rows, cursor = paginate(session, query, keys, args["limit"], args.get("cursor"))
         return page([render(row) for row in rows], cursor)

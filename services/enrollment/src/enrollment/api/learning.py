@@ -11,8 +11,9 @@ from enrollment import learning, views
 from enrollment.access import LEARN, READ, WRITE, actor, visible_user
 from enrollment.api import schemas as s
 from enrollment.models import Enrollment, User
-from lms_common.api import page, paginate, read_only, unit_of_work
+from lms_common.api import dumped_page, page, paginate, runtime, unit_of_work
 from lms_common.auth import require
+from lms_common.db import raw_reads
 
 blp = Blueprint("learning", __name__, url_prefix="/v1", description="Enrollments and progress")
 
@@ -23,12 +24,12 @@ blp = Blueprint("learning", __name__, url_prefix="/v1", description="Enrollments
 def my_courses() -> Any:
     """Every course the caller may learn now, with progress and the sources that allow it"""
     who = actor()
-    with read_only() as session:
-        granted = learning.granted_courses(session, who.user, who.org)
+    with raw_reads(runtime().engine) as reads:
+        granted = learning.granted_courses(reads, who.user, who.org)
         if granted.unopened:  # a first look after a grant: open its enrollments, then read
             with unit_of_work() as writer:
                 learning.open_grant_enrollments(writer, who.user, who.org)
-        return page(learning.my_courses(session, who, granted.course_ids), None)
+        return dumped_page(learning.my_courses(reads, who, granted.course_ids), None)
 
 
 @blp.route("/enrollments", methods=["POST"])

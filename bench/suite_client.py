@@ -211,7 +211,7 @@ class Publisher:
     services' inboxes absorb the duplicates, so nothing is lost and nothing doubled.
     """
 
-    def __init__(self, suite: Suite, *, window: int = 1000, connections: int = 2):
+    def __init__(self, suite: Suite, *, window: int = 1000, connections: int = 4):
         self.suite = suite
         self.exchange = suite.exchange
         self.window = window

@@ -143,19 +143,30 @@ def _sampling(suite) -> Iterator[None]:  # type: ignore[no-untyped-def]
 
 
 def _sample(suite, interval: float, stop: threading.Event) -> None:  # type: ignore[no-untyped-def]
-    connection = pika.BlockingConnection(pika.URLParameters(suite.amqp_url))
-    channel = connection.channel()
-    started = time.perf_counter()
     print("  every line: seconds, then each service's queue (ready) / outbox backlog", flush=True)
+    started = time.perf_counter()
+    channel = None
     while not stop.wait(interval):
-        cells = []
-        for service in SERVICES:
-            queue = f"{suite.queue_prefix}{service}"
-            ready = channel.queue_declare(queue, passive=True).method.message_count
-            backlog = _outbox_backlog(suite, service) if service in RELAYS else "-"
-            cells.append(f"{service} {ready}/{backlog}")
+        try:
+            channel = channel if channel is not None and channel.is_open else _passive_channel(suite)
+            cells = []
+            for service in SERVICES:
+                ready = channel.queue_declare(f"{suite.queue_prefix}{service}", passive=True).method.message_count
+                backlog = _outbox_backlog(suite, service) if service in RELAYS else "-"
+                cells.append(f"{service} {ready}/{backlog}")
+        except pika.exceptions.AMQPError as error:  # a sample missed is no reason to stop sampling
+            channel = None
+            cells = [f"(no sample: {type(error).__name__})"]
         print(f"  {time.perf_counter() - started:6.0f} s  " + "  ".join(cells), flush=True)
-    connection.close()
+    if channel is not None and channel.is_open:
+        channel.connection.close()
+
+
+def _passive_channel(suite):  # type: ignore[no-untyped-def]
+    """A channel for passive declares; no heartbeat, since it sleeps between samples."""
+    parameters = pika.URLParameters(suite.amqp_url)
+    parameters.heartbeat = 0
+    return pika.BlockingConnection(parameters).channel()
 
 
 def _outbox_backlog(suite, service: str) -> str:  # type: ignore[no-untyped-def]

@@ -4,21 +4,29 @@ Figures: invoices in a burst (10,000 and a tenth), the latency of one invoice at
 onboarding in bulk (50,000 employees and a tenth; 500,000 with LMS_BENCH_HUGE=1), authenticated
 reads under 32 connections against a bare JWT endpoint, and the peak memory of every API,
 worker and relay process during the burst and bulk runs. BENCH_SCALE multiplies every size.
+
+BENCH_ONBOARDING=5000,20000 runs only the bulk onboarding, at those sizes (no invoices, latency
+or reads). BENCH_SAMPLE_SECONDS=5 prints, every that many seconds of each bulk run, every
+service's queue depth (ready messages) and outbox backlog, to show which service holds the work.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import tempfile
+import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import api_bench
+import pika
 import pipeline_bench as pipe
 import requests
-from harness import remove_suite, start_suite
+from harness import RELAYS, SERVICES, remove_suite, start_suite
 from memory import PeakRss
 from suite_client import Client
 
@@ -27,6 +35,8 @@ Row = tuple[str, float, str, str, float | None, float | None]  # name, figure, u
 
 def _sizes(scale: float) -> tuple[int, list[int]]:
     invoices = max(100, round(10_000 * scale))
+    if os.environ.get("BENCH_ONBOARDING"):
+        return 0, [int(size) for size in os.environ["BENCH_ONBOARDING"].split(",")]
     employees = [max(100, round(50_000 * scale / 10)), max(100, round(50_000 * scale))]
     if os.environ.get("LMS_BENCH_HUGE"):
         employees.append(round(500_000 * scale))
@@ -45,7 +55,8 @@ def run(scale: float = 1.0) -> list[Row]:
         print(f"  suite started in {time.perf_counter() - started:.0f} s (API workers {workers})", flush=True)
         try:
             client = Client(suite)
-            rows += _latency_and_api(client, suite, scale, port_base)
+            if invoices:
+                rows += _latency_and_api(client, suite, scale, port_base)
             rows += _throughput(client, suite, invoices, employees)
         finally:
             remove_suite(suite)
@@ -86,11 +97,13 @@ def _latency_and_api(client: Client, suite, scale: float, port_base: int) -> lis
 
 
 def _throughput(client: Client, suite, invoices: int, employees: list[int]) -> list[Row]:  # type: ignore[no-untyped-def]
-    raw = pipe.raw_consume_rate(suite, invoices)
-    rows: list[Row] = [("raw pika consume, manual ack (events/s)", raw, "events/s", "ceiling", None, None)]
+    rows: list[Row] = []
     memory: dict[str, float] = {}
     limit = float(os.environ.get("BENCH_WAIT_SECONDS", "180"))
-    for count in (max(100, invoices // 10), invoices):
+    if invoices:
+        raw = pipe.raw_consume_rate(suite, invoices)
+        rows.append(("raw pika consume, manual ack (events/s)", raw, "events/s", "ceiling", None, None))
+    for count in (max(100, invoices // 10), invoices) if invoices else ():
         with PeakRss(suite.process.pid) as peaks:
             seconds, done = pipe.invoices(client, suite, count, timeout=limit)
         _merge(memory, peaks.by_label())
@@ -99,17 +112,69 @@ def _throughput(client: Client, suite, invoices: int, employees: list[int]) -> l
         rows.append((f"1. {name}, end to end (invoices/s)", rate, "invoices/s", ">= 500/s (1,000)", raw, rate / raw))
         rows.append((f"5. {name}, cost per 1,000 (s)", 1000 * seconds / count, "s", "flat", None, None))
     for count in employees:
-        with PeakRss(suite.process.pid) as peaks:
+        with PeakRss(suite.process.pid) as peaks, _sampling(suite):
             seconds, done = pipe.onboarding(client, suite, count, timeout=limit)
         _merge(memory, peaks.by_label())
         seconds, name = _projected(seconds, done, count, f"{count:,} EmployeeOnboarded x 3 courses")
-        target = "< 60 s" if count == employees[1] else ""
+        target = "< 60 s" if count == employees[min(1, len(employees) - 1)] else ""
         rows.append((f"3. {name} (s)", seconds, "s", target, None, None))
         rows.append((f"5. {name}, cost per 1,000 (s)", 1000 * seconds / count, "s", "flat", None, None))
     _print_handler_time(suite)
     for label, mib in memory.items():
         rows.append((f"6. peak RSS {label} (MiB)", mib, "MiB", "< 200 MB", None, None))
     return rows
+
+
+@contextlib.contextmanager
+def _sampling(suite) -> Iterator[None]:  # type: ignore[no-untyped-def]
+    """With BENCH_SAMPLE_SECONDS, print queue depths and outbox backlogs until the block ends."""
+    interval = float(os.environ.get("BENCH_SAMPLE_SECONDS", "0"))
+    if not interval:
+        yield
+        return
+    stop = threading.Event()
+    sampler = threading.Thread(target=_sample, args=(suite, interval, stop), daemon=True)
+    sampler.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        sampler.join()
+
+
+def _sample(suite, interval: float, stop: threading.Event) -> None:  # type: ignore[no-untyped-def]
+    print("  every line: seconds, then each service's queue (ready) / outbox backlog", flush=True)
+    started = time.perf_counter()
+    channel = None
+    while not stop.wait(interval):
+        try:
+            channel = channel if channel is not None and channel.is_open else _passive_channel(suite)
+            cells = []
+            for service in SERVICES:
+                ready = channel.queue_declare(f"{suite.queue_prefix}{service}", passive=True).method.message_count
+                backlog = _outbox_backlog(suite, service) if service in RELAYS else "-"
+                cells.append(f"{service} {ready}/{backlog}")
+        except pika.exceptions.AMQPError as error:  # a sample missed is no reason to stop sampling
+            channel = None
+            cells = [f"(no sample: {type(error).__name__})"]
+        print(f"  {time.perf_counter() - started:6.0f} s  " + "  ".join(cells), flush=True)
+    if channel is not None and channel.is_open:
+        channel.connection.close()
+
+
+def _passive_channel(suite):  # type: ignore[no-untyped-def]
+    """A channel for passive declares; no heartbeat, since it sleeps between samples."""
+    parameters = pika.URLParameters(suite.amqp_url)
+    parameters.heartbeat = 0
+    return pika.BlockingConnection(parameters).channel()
+
+
+def _outbox_backlog(suite, service: str) -> str:  # type: ignore[no-untyped-def]
+    try:
+        found = re.search(r"^lms_outbox_backlog\{[^}]*\} (\S+)", suite.relay_metrics(service), re.MULTILINE)
+    except requests.RequestException:
+        return "?"
+    return f"{float(found.group(1)):.0f}" if found else "?"
 
 
 def _projected(seconds: float, done: int, count: int, name: str) -> tuple[float, str]:

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 import json
+import queue
 import re
 import secrets
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
@@ -21,6 +24,7 @@ import requests
 from harness import Suite, client_token
 
 from lms_common.envelope import Event
+from lms_common.messaging import Confirm, ConfirmingPublisher, OutgoingMessage, PublishError
 
 REDIRECT = "http://127.0.0.1/bench-callback"
 
@@ -197,10 +201,21 @@ def employee_onboarded(org: str, run: str, n: int, department: str, location_cod
 
 
 class Publisher:
-    """One confirmed channel to the suite's exchange, as an outside system would publish."""
+    """Confirmed publishing to the suite's exchange, as an outside system would publish.
 
-    def __init__(self, suite: Suite):
+    :meth:`publish` sends one message and waits for its confirm (the latency benchmark times
+    exactly that). :meth:`burst` keeps many messages in flight: windows of ``window`` messages,
+    each sent whole and then confirmed by the broker's (multiple) acks, on ``connections``
+    connections at once, the relay's own :class:`ConfirmingPublisher`. A window whose fate is
+    unknown (connection lost, no confirm in time) or that the broker nacked is sent again: the
+    services' inboxes absorb the duplicates, so nothing is lost and nothing doubled.
+    """
+
+    def __init__(self, suite: Suite, *, window: int = 1000, connections: int = 4):
+        self.suite = suite
         self.exchange = suite.exchange
+        self.window = window
+        self.connections = connections
         self.connection = pika.BlockingConnection(pika.URLParameters(suite.amqp_url))
         self.channel = self.connection.channel()
         self.channel.confirm_delivery()
@@ -213,12 +228,59 @@ class Publisher:
         self.channel.basic_publish(self.exchange, routing_key, body, properties=properties, mandatory=True)
 
     def burst(self, routing_key: str, messages: Iterable[tuple[str, bytes]]) -> int:
+        """Publish every message, confirmed; how many. Raises if one cannot be delivered."""
+        windows: queue.Queue[list[OutgoingMessage] | None] = queue.Queue(maxsize=2 * self.connections)
+        failures: list[BaseException] = []
+        senders = [
+            threading.Thread(target=self._send_windows, args=(windows, failures), name=f"bench-publisher-{n}")
+            for n in range(self.connections)
+        ]
+        for sender in senders:
+            sender.start()
         count = 0
-        for message in messages:
-            self.publish(routing_key, message)
-            count += 1
+        try:
+            source = iter(messages)
+            while (chunk := list(itertools.islice(source, self.window))) and not failures:
+                windows.put([OutgoingMessage(routing_key, body, event_id) for event_id, body in chunk])
+                count += len(chunk)
+        finally:
+            for _ in senders:
+                windows.put(None)
+            for sender in senders:
+                sender.join()
+        if failures:
+            raise RuntimeError(f"burst failed after {count} queued: {failures[0]}") from failures[0]
         return count
+
+    def _send_windows(self, windows: queue.Queue[list[OutgoingMessage] | None], failures: list[BaseException]) -> None:
+        publisher = ConfirmingPublisher(self.suite.amqp_url, self.exchange, app_id="bench")
+        try:
+            while (window := windows.get()) is not None:
+                if not failures:
+                    try:
+                        _confirm_window(publisher, window)
+                    except BaseException as error:  # reported by burst(); the others stop too
+                        failures.append(error)
+        finally:
+            publisher.close()
 
     def close(self) -> None:
         if self.connection.is_open:
             self.connection.close()
+
+
+def _confirm_window(publisher: ConfirmingPublisher, window: list[OutgoingMessage], attempts: int = 5) -> None:
+    """Send ``window`` until the broker confirms every message of it."""
+    for _ in range(attempts):
+        try:
+            outcomes = publisher.publish_batch(window)
+        except PublishError:
+            time.sleep(0.5)
+            continue
+        returned = [o.reason for o in outcomes if o.confirm is Confirm.RETURNED]
+        if returned:
+            raise RuntimeError(f"{len(returned)} messages reached no queue: {returned[0]}")
+        window = [message for message, outcome in zip(window, outcomes, strict=True) if not outcome.confirmed]
+        if not window:
+            return
+    raise RuntimeError(f"{len(window)} messages unconfirmed after {attempts} attempts")

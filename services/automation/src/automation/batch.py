@@ -32,6 +32,7 @@ from automation.commands import Step, Subject
 from automation.evaluation import DEFAULT_INVOICE, DUPLICATE, EMITTED
 from automation.models import Effect, Employment, OrgSettings, Rule, Run, SourceEvent
 from automation.rules import DAILY_TICK, TRIGGERS
+from automation.statistics import KEEPER
 from lms_common import outbox
 from lms_common.contracts import SUITE_EVENTS
 from lms_common.db import is_postgres, new_id, utcnow
@@ -113,6 +114,7 @@ def evaluate_batch(session: Session, events: list[Event]) -> None:
             rest = rest[1:]
     for event in rest:
         evaluate_alone(session, event, reason="single")
+    KEEPER.refresh(session)  # before the next batch's lookups grow with the tables
 
 
 def evaluate_alone(session: Session, event: Event, *, reason: str) -> None:

@@ -10,6 +10,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "unit"))  # the comparison is shared with the unit tests
 
@@ -17,6 +18,7 @@ from batch_helpers import (
     OTHER_ORG,
     SERVICE,
     THIRD_ORG,
+    Worker,
     both_paths,
     delivery,
     offboarded,
@@ -25,9 +27,10 @@ from batch_helpers import (
     provisioned,
 )
 
+from automation import batch, statistics
 from lms_common import migrations
 from lms_common.config import Settings
-from lms_common.testing import TestKeys, isolated_settings, scratch_database
+from lms_common.testing import TestKeys, isolated_settings, scratch_database, wait_until
 
 
 @pytest.fixture()
@@ -59,3 +62,32 @@ def test_mixed_batches_have_the_same_outcome_on_postgresql(postgres):
     batches = [[delivery(item) for item in onboardings], [delivery(item) for item in invoices]]
     one_by_one, _ = both_paths(postgres, TestKeys(), *batches)
     assert {row[6] for row in one_by_one.tables()["runs"]} == {"succeeded", "duplicate", "not_matched", "failed"}
+
+
+def test_the_worker_analyzes_runs_and_effects_as_they_grow(postgres, monkeypatch):
+    """Autovacuum may be off or a minute behind a burst: after a batch, the worker analyzes the
+    tables its lookups join once they changed by autovacuum's threshold, so the next batches'
+    lookups are planned against the real tables rather than scanning them whole."""
+    now = [0.0]
+    keeper = statistics.StatisticsKeeper(
+        ("runs", "effects", "employments", "source_events"), lock=1, clock=lambda: now[0]
+    )
+    monkeypatch.setattr(batch, "KEEPER", keeper)
+    worker = Worker(SERVICE, postgres("set_based"), TestKeys())
+    hires = (onboarded(f"E-{n}", "2026-12-01") for n in range(1000))
+    assert {outcome for outcome, _ in worker.process([delivery(next(hires)) for _ in range(200)])} == {"handled"}
+
+    def analyzed(table: str) -> bool:
+        with worker.runtime.session_factory() as session:
+            found = session.scalar(
+                text("SELECT last_analyze FROM pg_stat_user_tables WHERE relname = :t"), {"t": table}
+            )
+        return found is not None
+
+    def after_another_batch() -> bool:
+        now[0] += 10.0  # past the interval: the next batch looks again
+        worker.process([delivery(next(hires)) for _ in range(2)])
+        return analyzed("effects")
+
+    wait_until(after_another_batch, timeout=20, interval=0.5)  # the server publishes table counts within a second
+    assert analyzed("runs") and analyzed("source_events")

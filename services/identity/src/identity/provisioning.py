@@ -25,6 +25,7 @@ from sqlalchemy.orm import InstanceState, Session
 
 from identity import handlers, services
 from identity.models import Location, Organization, Role, RoleAssignment, User
+from identity.statistics import KEEPER
 from lms_common import outbox
 from lms_common.contracts import EMPLOYEE_ONBOARDED, INVOICE_PAID
 from lms_common.contracts import enrollment as enrollment_contract
@@ -256,6 +257,7 @@ class RunProvisioner:
                 with event_correlation(remaining[0]):
                     self.per_event(session, remaining[0])
                 remaining = remaining[1:]
+        KEEPER.refresh(session)  # before the next run's lookups grow with the table
 
     def _decide_run(self, session: Session, events: list[Event]) -> int:
         """Decide and write events until one needs the per-event handler; how many were."""

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
+from identity import provisioning, statistics
 from identity.models import ProvisioningWarning, RoleAssignment, User
 from identity.service import SERVICE
 from lms_common.envelope import Event
 from lms_common.processing import Delivery, Outcome
+from lms_common.testing import wait_until
 
 
 def onboarded(employee_id: str, email: str, code: str, orgid: str) -> Event:
@@ -66,3 +68,35 @@ def test_a_mixed_batch_on_postgres(world) -> None:
         ("g@example.com", False),
         ("bob@example.com", True),
     ]
+
+
+def test_the_worker_analyzes_its_users_as_they_grow(world, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Autovacuum may be off or a minute behind a burst: after a run, the worker analyzes the
+    users once they changed by autovacuum's threshold, so the next runs' lookups are planned
+    against the real table rather than scanning the organization."""
+    now = [0.0]
+    keeper = statistics.StatisticsKeeper(("users", "role_assignments"), lock=1, clock=lambda: now[0])
+    monkeypatch.setattr(provisioning, "KEEPER", keeper)
+    processor = SERVICE.processor(world.app.extensions["lms"])
+    hires = (onboarded(f"E-{n}", f"e{n}@example.com", "NYC", world.org_id) for n in range(2000))
+
+    def run_of(count: int) -> None:
+        events = [next(hires) for _ in range(count)]
+        deliveries = [Delivery(body=e.to_json(), routing_key=f"x.{e.type}", message_id=e.id) for e in events]
+        assert {result.outcome for result in processor.process(deliveries)} == {Outcome.HANDLED}
+
+    run_of(300)
+
+    def analyzed() -> bool:
+        now[0] += 10.0  # past the interval: the next run looks again
+        run_of(2)
+        with world.session() as session:
+            return (
+                session.scalar(text("SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'users'")) is not None
+            )
+
+    wait_until(analyzed, timeout=20, interval=0.5)  # the server publishes table counts within a second
+    with world.session() as session:
+        estimated = session.scalar(text("SELECT reltuples FROM pg_class WHERE relname = 'users'"))
+        assert estimated >= 300
+        assert keeper.refresh(session) == []  # within the interval nothing is looked at

@@ -3,7 +3,8 @@
 The shared processor calls a handler per message, within one transaction per batch of
 deliveries. Reporting does a batch's work at once, just before that transaction commits: the
 events are logged in one statement, the projection rows they read are loaded a table at a time
-and the changes are written in one flush, rather than a few round trips per message.
+and the changes are written in one flush, rather than a few round trips per message. Now and
+then the batch also analyzes the tables that grew (:mod:`reporting.statistics`).
 
 Should that batch work fail, the processor's own protocol for a failing handler applies: the
 transaction is rolled back whole and the batch handled again with a savepoint per message. A
@@ -24,6 +25,7 @@ from lms_common.envelope import Event
 from lms_common.processing import Handler, HandlerFailed, is_connection_failure
 from reporting import eventlog, metrics
 from reporting.projections import project_many
+from reporting.statistics import KEEPER
 
 _PENDING = "reporting.pending_events"
 
@@ -42,6 +44,7 @@ def _apply_pending(session: Session) -> None:
         return
     try:
         apply(session, events)
+        KEEPER.refresh(session)
     except Exception as exc:
         if is_connection_failure(exc):
             raise

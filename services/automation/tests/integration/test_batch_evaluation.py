@@ -27,9 +27,10 @@ from batch_helpers import (
     provisioned,
 )
 
-from automation import batch, statistics
+from automation import batch
 from lms_common import migrations
 from lms_common.config import Settings
+from lms_common.statistics import StatisticsKeeper
 from lms_common.testing import TestKeys, isolated_settings, scratch_database, wait_until
 
 
@@ -69,9 +70,7 @@ def test_the_worker_analyzes_runs_and_effects_as_they_grow(postgres, monkeypatch
     tables its lookups join once they changed by autovacuum's threshold, so the next batches'
     lookups are planned against the real tables rather than scanning them whole."""
     now = [0.0]
-    keeper = statistics.StatisticsKeeper(
-        ("runs", "effects", "employments", "source_events"), lock=1, clock=lambda: now[0]
-    )
+    keeper = StatisticsKeeper(("runs", "effects", "employments", "source_events"), lock=1, clock=lambda: now[0])
     monkeypatch.setattr(batch, "KEEPER", keeper)
     worker = Worker(SERVICE, postgres("set_based"), TestKeys())
     hires = (onboarded(f"E-{n}", "2026-12-01") for n in range(1000))

@@ -7,11 +7,12 @@ from typing import Any
 
 from sqlalchemy import select, text
 
-from identity import provisioning, statistics
+from identity import provisioning
 from identity.models import ProvisioningWarning, RoleAssignment, User
 from identity.service import SERVICE
 from lms_common.envelope import Event
 from lms_common.processing import Delivery, Outcome
+from lms_common.statistics import StatisticsKeeper
 from lms_common.testing import wait_until
 
 
@@ -75,7 +76,7 @@ def test_the_worker_analyzes_its_users_as_they_grow(world, monkeypatch) -> None:
     users once they changed by autovacuum's threshold, so the next runs' lookups are planned
     against the real table rather than scanning the organization."""
     now = [0.0]
-    keeper = statistics.StatisticsKeeper(("users", "role_assignments"), lock=1, clock=lambda: now[0])
+    keeper = StatisticsKeeper(("users", "role_assignments"), lock=1, clock=lambda: now[0])
     monkeypatch.setattr(provisioning, "KEEPER", keeper)
     processor = SERVICE.processor(world.app.extensions["lms"])
     hires = (onboarded(f"E-{n}", f"e{n}@example.com", "NYC", world.org_id) for n in range(2000))

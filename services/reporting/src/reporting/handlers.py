@@ -4,7 +4,7 @@ The shared processor calls a handler per message, within one transaction per bat
 deliveries. Reporting does a batch's work at once, just before that transaction commits: the
 events are logged in one statement, the projection rows they read are loaded a table at a time
 and the changes are written in one flush, rather than a few round trips per message. Now and
-then the batch also analyzes the tables that grew (:mod:`reporting.statistics`).
+then the batch also analyzes the tables that grew (:mod:`lms_common.statistics`).
 
 Should that batch work fail, the processor's own protocol for a failing handler applies: the
 transaction is rolled back whole and the batch handled again with a savepoint per message. A
@@ -23,11 +23,19 @@ from lms_common import denylist
 from lms_common.contracts import SUITE_EVENTS
 from lms_common.envelope import Event
 from lms_common.processing import Handler, HandlerFailed, is_connection_failure
+from lms_common.statistics import StatisticsKeeper
 from reporting import eventlog, metrics
 from reporting.projections import project_many
-from reporting.statistics import KEEPER
 
 _PENDING = "reporting.pending_events"
+
+# The tables the reports read, kept analyzed as they grow; the event log is only appended to
+# and read by time, so it is left to autovacuum.
+PROJECTIONS = (
+    "learners", "user_aliases", "locations", "courses", "programs", "program_courses", "enrollments",
+    "lesson_completions", "completions", "program_members", "assignments", "quiz_attempts", "certificates",
+)  # fmt: skip
+KEEPER = StatisticsKeeper(PROJECTIONS, lock=0x5245504F)  # "REPO"
 
 
 def apply(session: Session, events: Sequence[Event]) -> None:

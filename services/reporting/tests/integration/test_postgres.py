@@ -120,13 +120,13 @@ def test_the_worker_analyzes_the_projections_that_grew(postgres_url, monkeypatch
     """Autovacuum may be off or a minute behind a burst: the worker analyzes a projection that
     changed by autovacuum's threshold itself, so reports are planned against its real size."""
     from lms_common.processing import Delivery
+    from lms_common.statistics import StatisticsKeeper
     from lms_common.testing import isolated_settings
-    from reporting import handlers, statistics
-    from reporting.statistics import StatisticsKeeper
+    from reporting import handlers
 
     migrations.upgrade(SERVICE.migrations, postgres_url)
     now = [0.0]
-    keeper = StatisticsKeeper(statistics.PROJECTIONS, lock=1, clock=lambda: now[0], interval=5.0)
+    keeper = StatisticsKeeper(handlers.PROJECTIONS, lock=1, clock=lambda: now[0], interval=5.0)
     monkeypatch.setattr(handlers, "KEEPER", keeper)
     app = SERVICE.create_app(isolated_settings("reporting", postgres_url), key_source=TestKeys())
     processor = SERVICE.processor(app.extensions["lms"])

@@ -1,16 +1,17 @@
-"""Planner statistics kept fresh by the worker while the users grow.
+"""Planner statistics kept fresh by the workers while their tables grow.
 
-A provisioning run looks its people up by organization and email or employee id. Planned
-against statistics older than the table (never analyzed, autovacuum off, or a burst of
-onboardings growing it faster than autovacuum's one-minute naptime), PostgreSQL reads every
-user of the organization by ``org_id`` alone and filters them: 18,540 rows for 100 emails at
-18,640 users, a cost per batch that grows with the table. Analyzed, the lookup of 100 emails
-among 50,000 users probes the unique indexes of (org, email) and (org, employee id). So
-the worker analyzes a table itself once it changed by autovacuum's own threshold since its
-last analyze (50 rows and a tenth of its size), looking at most every few seconds.
+A set-based batch looks up what its events already did by joining their keys to the tables
+(users by email, runs and effects by natural key, a report's assignments by learner). Planned
+against statistics older than the rows (a table never analyzed, autovacuum off, or a burst
+growing the tables faster than autovacuum's one-minute naptime), PostgreSQL believes a table
+holds a handful of rows and reads it whole: a cost per batch that grows with the table. Seen
+here: identity read 18,540 users to find 100 emails at 18,640 users; automation scanned 891
+pages for the runs of 100 onboardings at 10,034 runs; reporting's compliance report of 12,649
+assignments took 105 s as nested loops, and tens of milliseconds once analyzed.
 
-The class is reporting's ``reporting.statistics`` word for word: one module for
-``lms_common`` to hold once every service wants it.
+So a worker analyzes the tables its lookups read once they changed by autovacuum's own
+threshold since their last analyze (50 rows and a tenth of the table), looking at most every
+few seconds, from within a batch's transaction.
 """
 
 from __future__ import annotations
@@ -70,7 +71,3 @@ class StatisticsKeeper:
         for table in stale:  # names from the catalog, and ours
             session.execute(text(f'ANALYZE "{table}"'))
         return stale
-
-
-# What a provisioning run reads, besides the few organizations, roles and locations.
-KEEPER = StatisticsKeeper(("users", "role_assignments"), lock=0x49444E54)  # "IDNT"

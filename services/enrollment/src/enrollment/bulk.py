@@ -36,8 +36,10 @@ from sqlalchemy import (
     insert,
     literal,
     literal_column,
+    or_,
     select,
     text,
+    true,
     type_coerce,
     update,
 )
@@ -258,7 +260,19 @@ def enroll_batch(session: Session, batch_id: str, now: datetime, *, large: bool 
     return created
 
 
-def enroll_assigned(session: Session, batch_id: str, now: datetime, *, large: bool = False) -> int:
+def found(*conditions: ColumnElement[bool]) -> ColumnElement[Any]:
+    """1 if a row matches ``conditions`` (correlated to the outer row), else NULL: test it with
+    ``is_(None)``.
+
+    Unlike ``NOT EXISTS``, which PostgreSQL may turn into a hash anti-join that reads every row
+    the outer rows could match, a scalar subquery is evaluated once per outer row, through the
+    index its conditions name: the cost per row stays flat however large the table grows and
+    whatever its (possibly stale) statistics say.
+    """
+    return select(literal(1)).where(*conditions).limit(1).scalar_subquery()
+
+
+def enroll_assigned(session: Session, batch_id: str, now: datetime) -> int:
     """:func:`enroll_batch` for the course assignments of a batch, read from the assignments.
 
     The batch's assignments are its targets already (one per user and course: their ids are
@@ -267,25 +281,43 @@ def enroll_assigned(session: Session, batch_id: str, now: datetime, *, large: bo
     reopen. The enrollments and sources are inserted by :func:`insert_fresh`.
     """
     a, e = Assignment, Enrollment
-    enrolled = exists().where(e.user_id == a.user_id, e.course_id == a.course_id)
+    course_assignments = and_(a.batch_id == batch_id, a.course_id.is_not(None))
     rows = select(
         new_uuid(session), a.org_id, a.user_id, a.course_id, literal(0), literal("assignment"), a.id,
         literal(now, UTCDateTime), literal(batch_id),
-    ).where(a.batch_id == batch_id, a.course_id.is_not(None), ~enrolled)  # fmt: skip
+    ).where(course_assignments, found(e.user_id == a.user_id, e.course_id == a.course_id).is_(None))  # fmt: skip
     columns = [
         "id", "org_id", "user_id", "course_id", "progress_percent", "first_source", "first_source_id",
         "enrolled_at", "batch_id",
     ]  # fmt: skip
     created = insert_fresh(session, Enrollment.__table__, columns, rows)
-    if large:
-        analyze(session, "enrollments")
-    sources = select(e.id, literal("assignment"), a.id, literal(True)).join(
-        a, and_(e.user_id == a.user_id, e.course_id == a.course_id)
-    ).where(a.batch_id == batch_id)  # fmt: skip
-    insert_fresh(session, EnrollmentSource.__table__, ["enrollment_id", "kind", "ref", "active"], sources)
+    source_columns = ["enrollment_id", "kind", "ref", "active"]
+    # A new enrollment names its assignment already: its source needs no lookup.
+    new = select(e.id, literal("assignment"), e.first_source_id, literal(True)).where(e.batch_id == batch_id)
+    insert_fresh(session, EnrollmentSource.__table__, source_columns, new)
+    if created < session.scalar(select(func.count()).select_from(a).where(course_assignments)):
+        older = _older_enrollments(session, batch_id)
+        insert_fresh(session, EnrollmentSource.__table__, source_columns, older)
     if created:
         insert_events(session, contract.ENROLLMENT_CREATED, _enrollment_created(session, batch_id, now), now)
     return created
+
+
+def _older_enrollments(session: Session, batch_id: str) -> Select[Any]:
+    """The assignment source of each enrollment that a batch's course assignment found already
+    there: on PostgreSQL one probe of the unique index per assignment, not a join that may read
+    every enrollment of the courses."""
+    a, e = Assignment, Enrollment
+    older = and_(
+        e.user_id == a.user_id, e.course_id == a.course_id, or_(e.batch_id.is_(None), e.batch_id != batch_id)
+    )
+    if is_postgres(session):
+        # LIMIT keeps PostgreSQL from flattening the subquery into a join it could hash.
+        enrollment = select(e.id).where(older).limit(1).lateral("enrollment")
+        joined = select(enrollment.c.id).select_from(a).join(enrollment, true())
+    else:  # no LATERAL; SQLite's joins are index lookups anyway
+        joined = select(e.id).select_from(a).join(e, older)
+    return joined.add_columns(literal("assignment"), a.id, literal(True)).where(a.batch_id == batch_id)
 
 
 def _insert_enrollments(session: Session, batch_id: str, now: datetime) -> int:

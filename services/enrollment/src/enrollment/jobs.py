@@ -70,7 +70,6 @@ def run_assignment(
     return assignments.assign(
         session, org, request_users(org, request) if users is None else users, request["items"],
         due_on=date.fromisoformat(request["due_on"]), mandatory=request["mandatory"], actor_id=actor_id,
-        analyze=users is None,  # a job's chunks run side by side (see assignments.assign)
     )  # fmt: skip
 
 

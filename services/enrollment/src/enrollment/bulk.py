@@ -345,10 +345,10 @@ def enroll_assigned(session: Session, batch_id: str, now: datetime) -> int:
     ]  # fmt: skip
     created = insert_fresh(session, Enrollment.__table__, columns, rows)
     source_columns = ["enrollment_id", "kind", "ref", "active"]
-    # A new enrollment names its assignment already: its source needs no lookup.
-    new = select(e.id, literal("assignment"), e.first_source_id, literal(True)).where(e.batch_id == batch_id)
-    insert_fresh(session, EnrollmentSource.__table__, source_columns, new)
-    if created < session.scalar(select(func.count()).select_from(a).where(course_assignments)):
+    if created:  # a new enrollment names its assignment already: its source needs no lookup
+        new = select(e.id, literal("assignment"), e.first_source_id, literal(True)).where(e.batch_id == batch_id)
+        insert_fresh(session, EnrollmentSource.__table__, source_columns, new)
+    if created < (session.scalar(select(func.count()).select_from(a).where(course_assignments)) or 0):
         older = _older_enrollments(session, batch_id)
         insert_fresh(session, EnrollmentSource.__table__, source_columns, older)
     if created:

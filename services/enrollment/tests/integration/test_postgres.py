@@ -486,3 +486,34 @@ def _outbox_ids(factory: Any) -> set[tuple[str, str]]:
     for _, _, body in rows:
         SUITE_EVENTS.validate(decode(bytes(body)))
     return {(event_id, event_type) for event_id, event_type, _ in rows}
+
+
+def test_a_batch_numbers_its_rows_in_insertion_order_and_leaves_the_planner_as_it_was(settings):
+    """UUIDv7 ids, increasing within a batch and distinct between batches; sequential scans are
+    allowed again after the batch."""
+    from enrollment.models import Course, User
+
+    engine = make_engine(settings.database_url)
+    factory = make_session_factory(engine)
+    courses, users = [new_id(), new_id()], [new_id() for _ in range(50)]
+    with factory.begin() as session:
+        session.add_all(Course(id=c, org_id=ORG, title="Forklifts", status="published", version=1, lesson_count=1)
+                        for c in courses)  # fmt: skip
+        session.execute(User.__table__.insert(), [
+            {"id": user, "org_id": ORG, "email": f"u{i}@example.com", "first_name": "", "last_name": "",
+             "updated_at": datetime.now(UTC)} for i, user in enumerate(users)
+        ])  # fmt: skip
+    with factory.begin() as session:
+        first = _assign(session, users, courses[:1])
+        second = _assign(session, users, courses[1:])
+        assert session.scalar(text("SELECT current_setting('enable_seqscan')")) == "on"
+    with factory() as session:
+        for batch in (first, second):
+            ids = list(session.scalars(select(Assignment.id).where(Assignment.batch_id == batch.id)
+                                       .order_by(Assignment.created_at, text("ctid"))))  # fmt: skip
+            assert len(ids) == 50 and ids == sorted(ids)
+            assert {uuid.UUID(i).version for i in ids} == {7}
+            enrolled = list(session.scalars(select(Enrollment.id).where(Enrollment.batch_id == batch.id)))
+            assert len(set(enrolled)) == 50 and {uuid.UUID(i).version for i in enrolled} == {7}
+        assert session.scalar(select(func.count(func.distinct(Assignment.id)))) == 100
+    engine.dispose()

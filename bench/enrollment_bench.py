@@ -1,22 +1,24 @@
 """Enrollment at scale on PostgreSQL: one API call assigning 3 courses to N users (until every
-assignment, enrollment and outbox event is committed), and the progress recompute of a course
+assignment, enrollment and outbox event is committed), a batch of AssignMandatoryTraining
+commands on an empty and on a filled assignments table, and the progress recompute of a course
 with 100,000 enrollments when it gains a lesson."""
 
 from __future__ import annotations
 
 import os
+import statistics
 import threading
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from bus import scratch_database
-from sqlalchemy import func, insert, select
+from sqlalchemy import String, func, insert, literal, select, true
 
 from enrollment.app import create_app
 from enrollment.jobs import JobRunner
-from enrollment.models import Course, CourseLesson, Enrollment, LessonCompletion, User
+from enrollment.models import Assignment, Course, CourseLesson, Enrollment, LessonCompletion, User
 from enrollment.service import SERVICE
 from lms_common import migrations
 from lms_common.contracts import SUITE_EVENTS
@@ -114,6 +116,66 @@ def recompute_seconds(admin_url: str, amqp_url: str, enrollments: int = 100_000)
         return elapsed
 
 
+def _training(user: str, course: str, n: int, rule: str) -> Event:
+    """automation's AssignMandatoryTraining for one onboarded employee and one course of its rule."""
+    data = {"natural_key": f"employee:E-{n}:rule:{rule}:course:{course}:cycle:1", "person": {"user_id": user},
+            "course_ids": [course], "program_ids": [], "due_on": "2030-01-01", "mandatory": True, "cycle": 1,
+            "employee_id": f"E-{n}", "source_event_id": new_id(), "source_event_type": "EmployeeOnboarded",
+            "rule_id": rule}  # fmt: skip
+    return Event(type="AssignMandatoryTraining", data=data, orgid=ORG, source="/automation")
+
+
+def _fill(session: Any, newcomers: list[str]) -> None:
+    """Every course assigned to every user but ``newcomers``, and enrolled in, as earlier
+    onboardings left them."""
+    earlier = select(User.id).where(User.id.not_in(newcomers)).subquery()
+    now, prefill = datetime.now(UTC), new_id()
+    pairs = select(earlier.c.id, Course.id.label("course_id"), Course.title).join(Course, true()).subquery()
+    assigned = select(
+        func.gen_random_uuid().cast(String), literal(ORG), pairs.c.id, pairs.c.course_id, pairs.c.course_id,
+        pairs.c.title, literal(date(2030, 1, 1)), true(), literal(1), literal(now), literal(prefill),
+    )  # fmt: skip
+    session.execute(insert(Assignment).from_select(
+        ["id", "org_id", "user_id", "course_id", "target_id", "title", "due_on", "mandatory", "cycle", "created_at",
+         "batch_id"], assigned))  # fmt: skip
+    enrolled = select(
+        func.gen_random_uuid().cast(String), literal(ORG), pairs.c.id, pairs.c.course_id, literal(0),
+        literal("assignment"), literal(now), literal(prefill),
+    )  # fmt: skip
+    session.execute(insert(Enrollment).from_select(
+        ["id", "org_id", "user_id", "course_id", "progress_percent", "first_source", "enrolled_at", "batch_id"],
+        enrolled))  # fmt: skip
+
+
+def training_batch_ms(admin_url: str, amqp_url: str, filled: int, batches: int = 20, batch: int = 100) -> float:
+    """Median milliseconds per consumer batch of ``batch`` AssignMandatoryTraining commands (a
+    third of as many employees, 3 courses each), after ``filled`` users already got the same 3
+    courses; the table's statistics are left as a burst leaves them (none since it filled)."""
+    with scratch_database(admin_url) as url:
+        migrations.upgrade(SERVICE.migrations, url)
+        location, courses = new_id(), [new_id() for _ in range(3)]
+        employees = batches * batch // len(courses)
+        _seed(url, filled + employees, location, courses)
+        engine = make_engine(url)
+        with session_scope(make_session_factory(engine)) as session:
+            ids = list(session.scalars(select(User.id).order_by(User.email)))
+            if filled:
+                _fill(session, ids[:employees])
+        processor = SERVICE.processor(SERVICE.runtime(isolated_settings("enrollment", url, amqp_url), TestKeys()))
+        rule = new_id()
+        commands = [_training(user, course, n, rule) for n, user in enumerate(ids[:employees]) for course in courses]
+        times = []
+        for start in range(0, len(commands), batch):
+            started = time.perf_counter()
+            results = processor.process(_deliveries(commands[start : start + batch]))
+            times.append(time.perf_counter() - started)
+            assert all(r.outcome.value == "handled" for r in results), [r.reason for r in results][:3]
+        with make_session_factory(engine)() as session:
+            assert session.scalar(select(func.count()).select_from(Assignment)) == (filled + employees) * 3
+        engine.dispose()
+        return statistics.median(times) * 1000
+
+
 def _purchase(n: int, product: str) -> tuple[Event, Event]:
     """One paid invoice as enrollment sees it: identity's UserProvisioned and automation's GrantProduct."""
     user, email = new_id(), f"buyer{n}@example.com"
@@ -171,6 +233,9 @@ def run(admin_url: str, amqp_url: str) -> list[tuple[str, float, str, float | No
     ]  # fmt: skip
     if os.environ.get("BENCH_PURCHASES_ONLY"):
         return rows
+    for filled in (0, 50_000):
+        name = f"batch of 100 AssignMandatoryTraining, {filled * 3:,} assignments before (ms)"
+        rows.append((name, training_batch_ms(admin_url, amqp_url, filled), "flat", None))
     for users in sizes:
         target = "< 10 s" if users == 50_000 else "growth"
         rows.append(

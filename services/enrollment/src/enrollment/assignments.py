@@ -20,7 +20,6 @@ from sqlalchemy import (
     and_,
     case,
     delete,
-    exists,
     func,
     literal,
     select,
@@ -80,10 +79,6 @@ def items_for(session: Session, orgs: set[str], course_ids: list[str], program_i
     return items
 
 
-# Batches above this many rows refresh PostgreSQL's statistics between their statements.
-LARGE = 5_000
-
-
 @dataclass(frozen=True)
 class Batch:
     """What one assignment call created: its assignments (``batch_id``) and new enrollments."""
@@ -111,31 +106,30 @@ def assign(
     natural_key: str | None = None,
     actor_id: str | None = None,
     cause: str = "api",
-    analyze: bool = True,
 ) -> Batch:
     """Assign every item to every user of ``users``; the batch of new rows and their counts.
 
-    ``analyze=False`` leaves PostgreSQL's statistics alone: for batches that run side by side,
-    since ``ANALYZE`` holds its table's lock until the end of its transaction and would make
-    them wait for each other.
+    Every statement reads the batch's rows by ``batch_id`` and looks up older rows by key, one
+    index probe per row (:func:`bulk.by_index`): no plan depends on fresh statistics, so a
+    batch needs no ``ANALYZE`` (which would also make chunks running side by side wait for each
+    other's table lock).
     """
     batch, now = new_id(), utcnow()
     bulk.without_jit(session)
-    created = _insert_assignments(
-        session, org, users.subquery(), items, due_on=due_on, mandatory=mandatory, cycle=cycle,
-        natural_key=natural_key, batch=batch, now=now,
-    )  # fmt: skip
-    large = analyze and created > LARGE
-    if large:
-        bulk.analyze(session, "assignments")
-    _reset_recertified(session, batch)
-    enrolled = 0
-    program_ids = [item["program_id"] for item in items if item["program_id"]]
-    for program_id in program_ids:
-        members = select(Assignment.user_id).where(Assignment.batch_id == batch, Assignment.program_id == program_id)
-        enrolled += _join_program(session, org, members, program_id, actor_id=actor_id, cause=cause)[1]
-    enrolled += bulk.enroll_assigned(session, batch, now, large=large)
-    bulk.insert_events(session, contract.ASSIGNMENT_CREATED, _created_events(session, batch, now, actor_id, cause), now)
+    with bulk.by_index(session):
+        created = _insert_assignments(
+            session, org, users.subquery(), items, due_on=due_on, mandatory=mandatory, cycle=cycle,
+            natural_key=natural_key, batch=batch, now=now,
+        )  # fmt: skip
+        _reset_recertified(session, batch)
+        enrolled = 0
+        program_ids = [item["program_id"] for item in items if item["program_id"]]
+        for program in program_ids:
+            members = select(Assignment.user_id).where(Assignment.batch_id == batch, Assignment.program_id == program)
+            enrolled += _join_program(session, org, members, program, actor_id=actor_id, cause=cause)[1]
+        enrolled += bulk.enroll_assigned(session, batch, now)
+        events = _created_events(session, batch, now, actor_id, cause)
+        bulk.insert_events(session, contract.ASSIGNMENT_CREATED, events, now)
     return Batch(batch, created, enrolled)
 
 
@@ -163,42 +157,43 @@ def _insert_assignments(
                literal(item["title"], String).label("title"))
         for target, item in targets.items()
     )).subquery("items")  # fmt: skip
-    mine = and_(Assignment.user_id == users.c.id, Assignment.target_id == chosen.c.target_id)
-    pairs = users.join(chosen, true())
-    if cycle is None:
-        # The last cycles in one grouped pass, joined: not one index probe per user and item.
-        last = (
-            select(Assignment.user_id, Assignment.target_id, func.max(Assignment.cycle).label("cycle"))
-            .where(Assignment.target_id.in_(list(targets)), Assignment.user_id.in_(select(users.c.id)))
-            .group_by(Assignment.user_id, Assignment.target_id)
-            .subquery("last")
-        )
-        pairs = pairs.outerjoin(last, and_(last.c.user_id == users.c.id, last.c.target_id == chosen.c.target_id))
-        cycle_value: Any = func.coalesce(last.c.cycle, 0) + 1
-        skip = exists().where(mine, Assignment.completed_at.is_(None))
-    else:
-        cycle_value = literal(cycle, Integer)
-        skip = exists().where(mine, Assignment.cycle >= cycle)
-    rows = (
-        select(
-            bulk.new_uuid(session),
-            literal(org),
-            users.c.id,
-            chosen.c.course_id,
-            chosen.c.program_id,
-            chosen.c.target_id,
-            chosen.c.title,
-            literal(due_on, Date),
-            literal(mandatory),
-            cycle_value,
-            # A batch of commands names each user's own key (see commands.handle_assignments).
-            users.c.natural_key if "natural_key" in users.c else literal(natural_key),
-            literal(now, UTCDateTime),
-            literal(batch),
-        )
-        .select_from(pairs)
-        .where(~skip)
+    # Each (user, item) pair reads its own earlier cycles through the unique index (user_id,
+    # target_id, cycle), in a correlated scalar subquery evaluated once per pair: a join or
+    # EXISTS may be planned as a hash join reading every assignment of the items (more per chunk
+    # as the table grows), and a condition on completed_at would let the planner, when the
+    # table's statistics are missing, pick the partial index of open assignments and read all of
+    # them for each pair. The subquery's value is the pair's next cycle, NULL when it is skipped.
+    a = Assignment
+    earlier = and_(a.user_id == users.c.id, a.target_id == chosen.c.target_id)
+    if cycle is None:  # the cycle after the last, unless one is still open
+        is_open = func.max(case((a.completed_at.is_(None), 1), else_=0)) == 1
+        next_cycle: Any = case((is_open, None), else_=func.coalesce(func.max(a.cycle), 0) + 1)
+    else:  # the command's own cycle, unless it or a later one exists
+        next_cycle = case((func.max(a.cycle) >= cycle, None), else_=literal(cycle, Integer))
+    # OFFSET 0 keeps PostgreSQL from pulling the subquery up, which would evaluate the lookup
+    # twice per pair (in the filter and in the inserted row).
+    pairs = (
+        select(users, chosen, select(next_cycle).where(earlier).scalar_subquery().label("next_cycle"))
+        .select_from(users.join(chosen, true()))
+        .offset(0)
+        .subquery("pairs")
     )
+    rows = select(
+        bulk.ordered_uuid(session),
+        literal(org),
+        pairs.c.id,
+        pairs.c.course_id,
+        pairs.c.program_id,
+        pairs.c.target_id,
+        pairs.c.title,
+        literal(due_on, Date),
+        literal(mandatory),
+        pairs.c.next_cycle,
+        # A batch of commands names each user's own key (see commands.handle_assignments).
+        pairs.c.natural_key if "natural_key" in users.c else literal(natural_key),
+        literal(now, UTCDateTime),
+        literal(batch),
+    ).where(pairs.c.next_cycle.is_not(None))
     columns = [
         "id", "org_id", "user_id", "course_id", "program_id", "target_id", "title", "due_on", "mandatory",
         "cycle", "natural_key", "created_at", "batch_id",
@@ -209,12 +204,10 @@ def _insert_assignments(
 def _reset_recertified(session: Session, batch: str) -> None:
     """A new cycle of a completed course starts it over; the old completion stays in its assignment
     and certificate."""
-    reopened = (
-        select(Enrollment.id)
-        .join(Assignment, and_(Assignment.user_id == Enrollment.user_id, Assignment.course_id == Enrollment.course_id))
-        .where(Assignment.batch_id == batch, Assignment.cycle > 1, Enrollment.completed_at.is_not(None))
-    )
-    ids = list(session.scalars(reopened))
+    a, e = Assignment, Enrollment
+    completed = select(e.id).where(bulk.enrollment_of(a.user_id, a.course_id), e.completed_at.is_not(None))
+    reopened = select(completed.scalar_subquery()).where(a.batch_id == batch, a.cycle > 1, a.course_id.is_not(None))
+    ids = [enrollment for enrollment in session.scalars(reopened) if enrollment is not None]
     if ids:
         session.execute(delete(LessonCompletion).where(LessonCompletion.enrollment_id.in_(ids)))
         session.execute(

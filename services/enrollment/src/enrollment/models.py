@@ -251,10 +251,8 @@ class Enrollment(Base):
     access_closed_at: Mapped[datetime | None]
     batch_id: Mapped[str | None] = mapped_column(ID, index=True)
 
-    __table_args__ = (
-        UniqueConstraint("user_id", "course_id", name="uq_enrollments_user_course"),
-        Index("ix_enrollments_org_user", "org_id", "user_id"),
-    )
+    # Reads by user go through this unique index: no (org_id, user_id) index of its own.
+    __table_args__ = (UniqueConstraint("user_id", "course_id", name="uq_enrollments_user_course"),)
 
     @property
     def status(self) -> str:
@@ -348,8 +346,8 @@ class Assignment(Base):
     batch_id: Mapped[str | None] = mapped_column(ID, index=True)
 
     __table_args__ = (
+        # Also the index of every read by user, and of the lookups of a batch's earlier cycles.
         UniqueConstraint("user_id", "target_id", "cycle", name="uq_assignments_user_target_cycle"),
-        Index("ix_assignments_org_user", "org_id", "user_id"),
         Index("ix_assignments_open_due", "due_on", postgresql_where=text("completed_at IS NULL")),
     )
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pika
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from enrollment import jobs
@@ -22,7 +22,7 @@ from lms_common import migrations
 from lms_common.consumer import Consumer
 from lms_common.contracts import SUITE_EVENTS
 from lms_common.db import make_engine, make_session_factory
-from lms_common.envelope import Event
+from lms_common.envelope import Event, decode
 from lms_common.outbox import OutboxMessage
 from lms_common.processing import Delivery
 from lms_common.testing import TestKeys, wait_until
@@ -395,3 +395,125 @@ def test_purchases_a_batch_at_a_time_grant_once_on_postgres(settings):
     granted = session.scalar(select(func.count()).where(OutboxMessage.event_type == "ProductGranted"))
     assert granted == 4
     session.close()
+
+
+def _assign(session: Any, users: list[str], courses: list[str], cycle: int | None = None) -> Any:
+    from enrollment import assignments
+
+    items = [{"course_id": course, "program_id": None, "title": "Forklifts"} for course in courses]
+    query = assignments.users_query(ORG, users, None, None)
+    return assignments.assign(session, ORG, query, items, due_on=date(2030, 1, 1), mandatory=True, cycle=cycle)
+
+
+def test_a_batch_on_a_populated_table_with_stale_statistics_finds_every_earlier_row(settings):
+    """The key-driven lookups of earlier cycles, open assignments and enrollments give the
+    outcome of the rules, on a table whose statistics were taken while it was empty."""
+    from enrollment import learning
+    from enrollment.models import Course, EnrollmentSource, LessonCompletion, User
+
+    engine = make_engine(settings.database_url)
+    factory = make_session_factory(engine)
+    course, other, lesson = new_id(), new_id(), new_id()
+    users = [new_id() for _ in range(3000)]
+    completed, still_open, granted, fresh = users[:4]
+    with factory.begin() as session:
+        session.add_all(Course(id=c, org_id=ORG, title="Forklifts", status="published", version=1, lesson_count=1)
+                        for c in (course, other))  # fmt: skip
+        session.execute(User.__table__.insert(), [
+            {"id": user, "org_id": ORG, "email": f"u{i}@example.com", "first_name": "", "last_name": "",
+             "updated_at": datetime.now(UTC)} for i, user in enumerate(users)
+        ])  # fmt: skip
+        session.execute(text("ANALYZE assignments"))
+        session.execute(text("ANALYZE enrollments"))
+    with factory.begin() as session:
+        _assign(session, [completed, still_open, *users[4:]], [course])
+        learning.enroll(session, ORG, [granted], [course], kind="grant", ref="g-1")
+        session.execute(
+            update(Assignment).where(Assignment.user_id == completed).values(completed_at=datetime.now(UTC))
+        )
+        session.execute(update(Enrollment).where(Enrollment.user_id == completed)
+                        .values(completed_at=datetime.now(UTC), progress_percent=100))  # fmt: skip
+        enrollment = session.scalar(select(Enrollment.id).where(Enrollment.user_id == completed))
+        session.add(LessonCompletion(enrollment_id=enrollment, lesson_id=lesson))
+    events_before = _outbox_ids(factory)
+
+    with factory.begin() as session:
+        batch = _assign(session, [completed, still_open, granted, fresh], [course, other])
+    assert (batch.assignments, batch.enrollments) == (7, 5)
+    with factory() as session:
+        cycles = session.execute(
+            select(Assignment.user_id, Assignment.target_id, Assignment.cycle, Assignment.batch_id)
+        )
+        mine = sorted((u, t, c) for u, t, c, b in cycles if b == batch.id)
+        assert mine == sorted([(completed, course, 2), (granted, course, 1), (fresh, course, 1)]
+                              + [(user, other, 1) for user in (completed, still_open, granted, fresh)])  # fmt: skip
+        reset = session.scalar(select(Enrollment).where(Enrollment.user_id == completed))
+        assert (reset.completed_at, reset.progress_percent) == (None, 0)
+        assert session.scalar(select(func.count()).select_from(LessonCompletion)) == 0
+        per_user_course = session.execute(
+            select(Enrollment.user_id, Enrollment.course_id, func.count()).group_by(
+                Enrollment.user_id, Enrollment.course_id
+            )
+        ).all()
+        assert {count for _, _, count in per_user_course} == {1}
+        kept = session.scalar(
+            select(Enrollment.id).where(Enrollment.user_id == granted, Enrollment.course_id == course)
+        )
+        sources = set(session.execute(select(EnrollmentSource.kind, EnrollmentSource.ref)
+                                      .where(EnrollmentSource.enrollment_id == kept)))  # fmt: skip
+        new_assignment = session.scalar(
+            select(Assignment.id).where(Assignment.user_id == granted, Assignment.batch_id == batch.id,
+                                        Assignment.course_id == course)
+        )  # fmt: skip
+        assert sources == {("grant", "g-1"), ("assignment", new_assignment)}
+        assigned = set(session.scalars(select(Assignment.id).where(Assignment.batch_id == batch.id)))
+        enrolled = set(session.scalars(select(Enrollment.id).where(Enrollment.batch_id == batch.id)))
+    events = _outbox_ids(factory) - events_before
+    assert events == {(a, "AssignmentCreated") for a in assigned} | {(e, "EnrollmentCreated") for e in enrolled}
+
+    with factory.begin() as session:  # the same call again: everything is open already
+        assert _assign(session, [completed, still_open, granted, fresh], [course, other]).assignments == 0
+        assert _assign(session, [still_open], [course], cycle=2).assignments == 1  # a command's own cycle
+        assert _assign(session, [still_open], [course], cycle=2).assignments == 0
+    assert len(_outbox_ids(factory) - events_before) == len(events) + 1  # its AssignmentCreated: enrolled already
+    engine.dispose()
+
+
+def _outbox_ids(factory: Any) -> set[tuple[str, str]]:
+    """Every outbox event (id, type), each checked against its contract."""
+    with factory() as session:
+        rows = session.execute(select(OutboxMessage.event_id, OutboxMessage.event_type, OutboxMessage.body)).all()
+    for _, _, body in rows:
+        SUITE_EVENTS.validate(decode(bytes(body)))
+    return {(event_id, event_type) for event_id, event_type, _ in rows}
+
+
+def test_a_batch_numbers_its_rows_in_insertion_order_and_leaves_the_planner_as_it_was(settings):
+    """UUIDv7 ids, increasing within a batch and distinct between batches; sequential scans are
+    allowed again after the batch."""
+    from enrollment.models import Course, User
+
+    engine = make_engine(settings.database_url)
+    factory = make_session_factory(engine)
+    courses, users = [new_id(), new_id()], [new_id() for _ in range(50)]
+    with factory.begin() as session:
+        session.add_all(Course(id=c, org_id=ORG, title="Forklifts", status="published", version=1, lesson_count=1)
+                        for c in courses)  # fmt: skip
+        session.execute(User.__table__.insert(), [
+            {"id": user, "org_id": ORG, "email": f"u{i}@example.com", "first_name": "", "last_name": "",
+             "updated_at": datetime.now(UTC)} for i, user in enumerate(users)
+        ])  # fmt: skip
+    with factory.begin() as session:
+        first = _assign(session, users, courses[:1])
+        second = _assign(session, users, courses[1:])
+        assert session.scalar(text("SELECT current_setting('enable_seqscan')")) == "on"
+    with factory() as session:
+        for batch in (first, second):
+            ids = list(session.scalars(select(Assignment.id).where(Assignment.batch_id == batch.id)
+                                       .order_by(Assignment.created_at, text("ctid"))))  # fmt: skip
+            assert len(ids) == 50 and ids == sorted(ids)
+            assert {uuid.UUID(i).version for i in ids} == {7}
+            enrolled = list(session.scalars(select(Enrollment.id).where(Enrollment.batch_id == batch.id)))
+            assert len(set(enrolled)) == 50 and {uuid.UUID(i).version for i in enrolled} == {7}
+        assert session.scalar(select(func.count(func.distinct(Assignment.id)))) == 100
+    engine.dispose()

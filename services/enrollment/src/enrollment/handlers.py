@@ -10,6 +10,7 @@ from enrollment.models import ACTIVE, ProgramMember
 from lms_common import denylist
 from lms_common.envelope import Event, parse_time
 from lms_common.processing import BatchHandler, Handler
+from lms_common.statistics import StatisticsKeeper
 
 # --- catalog --------------------------------------------------------------------------------------
 
@@ -127,7 +128,27 @@ HANDLERS: dict[str, Handler] = {
 }
 
 # Runs of these commands, and of the purchase path's UserProvisioned, are handled set-based.
+# What the batch handlers and the learners' course lists look up as the tables grow, kept
+# analyzed (see lms_common.statistics): the assignment statements hold to their indexes anyway
+# (bulk.by_index), the others are planned on the tables' real sizes.
+KEEPER = StatisticsKeeper(
+    ("users", "grants", "seat_holders", "pending_commands", "enrollments", "enrollment_sources", "assignments",
+     "program_members"),
+    lock=0x454E524C,  # "ENRL"
+)  # fmt: skip
+
+
+def keeping_statistics(handler: BatchHandler) -> BatchHandler:
+    """``handler``, then a look at the tables' statistics in the same transaction."""
+
+    def handle(session: Session, events: list[Event]) -> None:
+        handler(session, events)
+        KEEPER.refresh(session)
+
+    return handle
+
+
 BATCH_HANDLERS: dict[str, BatchHandler] = {
-    **dict.fromkeys(commands.RUNNERS, commands.handle),
-    "UserProvisioned": on_users_provisioned,
+    **dict.fromkeys(commands.RUNNERS, keeping_statistics(commands.handle)),
+    "UserProvisioned": keeping_statistics(on_users_provisioned),
 }

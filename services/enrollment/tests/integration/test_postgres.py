@@ -517,3 +517,40 @@ def test_a_batch_numbers_its_rows_in_insertion_order_and_leaves_the_planner_as_i
             assert len(set(enrolled)) == 50 and {uuid.UUID(i).version for i in enrolled} == {7}
         assert session.scalar(select(func.count(func.distinct(Assignment.id)))) == 100
     engine.dispose()
+
+
+def test_the_worker_analyzes_its_users_and_enrollments_as_they_grow(settings, monkeypatch):
+    """Autovacuum may be off or a minute behind a burst: after a batch, the worker analyzes the
+    tables its lookups read once they changed by autovacuum's threshold."""
+    from enrollment import handlers
+    from lms_common.statistics import StatisticsKeeper
+
+    now = [0.0]
+    keeper = StatisticsKeeper(handlers.KEEPER.tables, lock=1, clock=lambda: now[0])
+    monkeypatch.setattr(handlers, "KEEPER", keeper)
+    processor = SERVICE.processor(SERVICE.runtime(settings, TestKeys()))
+    people = iter(new_id() for _ in range(1000))
+
+    def provisioned(count: int) -> None:
+        events = [
+            Event(type="UserProvisioned", data=user_event(next(people)), orgid=ORG, source="/t") for _ in range(count)
+        ]
+        deliveries = [Delivery(e.to_json(), SUITE_EVENTS.routing_key(e), e.id) for e in events]
+        assert {result.outcome.value for result in processor.process(deliveries)} == {"handled"}
+
+    engine = make_engine(settings.database_url)
+
+    def users_analyzed() -> bool:
+        now[0] += 10.0  # past the interval: the next batch looks again
+        provisioned(1)
+        with engine.connect() as connection:
+            query = text("SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'users'")
+            return connection.scalar(query) is not None
+
+    provisioned(300)
+    wait_until(users_analyzed, timeout=20, interval=0.5)  # the server publishes table counts within a second
+    with engine.connect() as connection:
+        assert connection.scalar(text("SELECT reltuples FROM pg_class WHERE relname = 'users'")) >= 300
+        grants_analyzed = text("SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'grants'")
+        assert connection.scalar(grants_analyzed) is None  # unchanged: left alone
+    engine.dispose()

@@ -66,15 +66,18 @@ def _row(event: Event, catalog: EventCatalog, request_id: str | None) -> dict[st
     }
 
 
-def _notify_relay(session: Session) -> None:
-    """Wake the relay when this transaction commits (PostgreSQL only; once per transaction)."""
+def _relay_not_yet_notified(session: Session) -> bool:
+    """Whether this transaction still has to wake the relay (PostgreSQL only; once each)."""
     if not is_postgres(session):
-        return
-    transaction = session.get_transaction()
+        return False
+    session.connection()  # begins the transaction if the insert is its first statement
+    # A savepoint rolled back takes its NOTIFY with it, so each savepoint notifies again (it
+    # costs nothing: the notification rides on the insert, and duplicates are folded).
+    transaction = session.get_nested_transaction() or session.get_transaction()
     if session.info.get("outbox_notified") is transaction:
-        return
-    session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
+        return False
     session.info["outbox_notified"] = transaction
+    return True
 
 
 def add(session: Session, event: Event, catalog: EventCatalog = SUITE_EVENTS) -> None:
@@ -102,8 +105,15 @@ def add_many(
     rows = [_row(event, catalog, request_id) for event, request_id in zip(events, ids, strict=True)]
     if not rows:
         return 0
-    session.execute(insert(OutboxMessage), rows)
-    _notify_relay(session)
+    if _relay_not_yet_notified(session):
+        # The NOTIFY rides on the insert's own round trip: every commit on a consumer's path
+        # waits for each statement before it, and a separate SELECT cost one more. PostgreSQL
+        # delivers it at commit, once, however many rows called it (identical payloads of a
+        # transaction are folded into one).
+        notify = func.pg_notify(NOTIFY_CHANNEL, "")
+        session.execute(insert(OutboxMessage).returning(notify), rows).all()
+    else:
+        session.execute(insert(OutboxMessage), rows)
     return len(rows)
 
 

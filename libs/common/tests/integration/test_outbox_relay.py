@@ -7,10 +7,13 @@ import signal
 import threading
 import time
 
+import psycopg
 import pytest
 from conftest import Bus, consuming, ping, spawn
 from fixture_service import effect_counts
+from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
 
 from lms_common import metrics, outbox
 from lms_common.config import Settings
@@ -60,6 +63,46 @@ def test_rolled_back_event_is_never_published_and_committed_one_is_published_onc
     assert received[0].routing_key == "test.Ping"
     assert received[0].message_id == kept.id
     assert unsent(runtime) == 0
+
+
+def test_outbox_insert_wakes_the_relay_once_at_commit_and_never_on_rollback(
+    settings: Settings, runtime: Runtime
+) -> None:
+    statements: list[str] = []
+    sqlalchemy_event.listen(runtime.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    dsn = make_url(settings.database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(dsn) as listener:
+        listener.autocommit = True
+        listener.execute(f"LISTEN {outbox.NOTIFY_CHANNEL}")
+        with pytest.raises(RuntimeError), session_scope(runtime.session_factory) as session:
+            outbox.add(session, ping(1), SERVICE_CATALOG)
+            raise RuntimeError("the use case failed")
+        assert list(listener.notifies(timeout=0.5, stop_after=1)) == []
+        statements.clear()
+        with session_scope(runtime.session_factory) as session:
+            outbox.add_many(session, [ping(2), ping(3)], SERVICE_CATALOG)
+            outbox.add(session, ping(4), SERVICE_CATALOG)
+            assert list(listener.notifies(timeout=0.2, stop_after=1)) == []  # not before the commit
+        assert len(list(listener.notifies(timeout=1.0, stop_after=2))) == 1
+    # Two inserts and nothing else: the notification travelled with the first one.
+    assert [statement.split()[0] for statement in statements] == ["INSERT", "INSERT"]
+    assert "pg_notify" in statements[0] and "pg_notify" not in statements[1]
+
+
+def test_an_outbox_insert_after_a_rolled_back_savepoint_still_wakes_the_relay(
+    settings: Settings, runtime: Runtime
+) -> None:
+    dsn = make_url(settings.database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(dsn) as listener:
+        listener.autocommit = True
+        listener.execute(f"LISTEN {outbox.NOTIFY_CHANNEL}")
+        with session_scope(runtime.session_factory) as session:
+            failed = session.begin_nested()
+            outbox.add(session, ping(1), SERVICE_CATALOG)
+            failed.rollback()
+            with session.begin_nested():
+                outbox.add(session, ping(2), SERVICE_CATALOG)
+        assert len(list(listener.notifies(timeout=1.0, stop_after=1))) == 1
 
 
 def test_eight_concurrent_writers_with_random_transaction_lengths_all_get_published(

@@ -100,7 +100,11 @@ def invoice_evaluation() -> Evaluation:
 
 def rule_evaluation(rule: Rule, event: Event) -> Evaluation:
     snapshot = rule_snapshot(rule)
-    return Evaluation(rule.id, rule.id, rule_planner(snapshot), isolated=not plans_in_memory(snapshot, event))
+    try:
+        isolated = not plans_in_memory(snapshot, event)
+    except (KeyError, TypeError, AttributeError):  # a malformed action fails its run when planned, not the event
+        isolated = True
+    return Evaluation(rule.id, rule.id, rule_planner(snapshot), isolated=isolated)
 
 
 def plans_in_memory(rule: Mapping[str, Any], event: Event) -> bool:
@@ -123,8 +127,6 @@ def run_once(session: Session, event: Event, evaluation: Evaluation) -> Run:
 
 def execute(session: Session, run: Run, event: Event, evaluation: Evaluation) -> Run:
     """Plan and apply the run's effects; a failure is recorded, not raised."""
-    run.attempts += 1
-    run.updated_at = utcnow()
     try:
         with _savepoint(session, evaluation.isolated):
             steps = evaluation.plan(session, event)
@@ -137,6 +139,7 @@ def execute(session: Session, run: Run, event: Event, evaluation: Evaluation) ->
     else:
         run.matched, run.actions, run.error = bool(steps), outcomes, None
         run.status = run_status(run.matched, outcomes)
+    run.attempts, run.updated_at = run.attempts + 1, utcnow()  # after the savepoint: a retried run is updated once
     metrics.RULE_RUNS.labels(trigger_label(event.type), run.status).inc()
     return run
 

@@ -1,12 +1,12 @@
 """InvoicePaid's default behaviour (CONTRACT section 4): grants to the buyer, seats and invitees,
 one effect per invoice whatever is redelivered."""
 
-from automation_helpers import ADMIN, commands, event, invoice, ok, refused
+from automation_helpers import ADMIN, ORG, commands, event, invoice, ok, refused
 from sqlalchemy import event as sql_event
 from sqlalchemy import func, select
 
-from automation.models import Effect
-from lms_common.db import make_engine
+from automation.models import Effect, Rule
+from lms_common.db import make_engine, make_session_factory, session_scope
 from lms_common.processing import Outcome
 
 
@@ -81,6 +81,19 @@ def test_a_line_breaking_the_grant_contract_fails_the_default_with_nothing_grant
     with engine.connect() as connection:
         assert connection.scalar(select(func.count()).select_from(Effect)) == 1
     engine.dispose()
+
+
+def test_a_malformed_rule_fails_its_own_run_only(harness, settings, admin):
+    """A rule row whose action has no type (never accepted by the API) fails when planned, in
+    its savepoint, and the default still grants."""
+    engine = make_engine(settings.database_url)
+    with session_scope(make_session_factory(engine)) as session:
+        session.add(Rule(org_id=ORG, name="Broken", trigger="InvoicePaid", actions=[{}], created_by="admin"))
+    engine.dispose()
+    harness.publish(event("InvoicePaid", invoice("INV-8", [(harness.catalog("product"), 1)])))
+    assert len(grants(settings)) == 1
+    statuses = sorted(run["status"] for run in ok(admin.get("/v1/runs"))["items"])
+    assert statuses == ["failed", "succeeded"]
 
 
 def test_a_lone_invoice_is_read_then_written_once_without_a_savepoint(harness):

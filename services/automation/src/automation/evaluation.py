@@ -1,7 +1,12 @@
 """Evaluating rules against an event: a Run per rule, its effects through the outbox.
 
-Each rule runs in a savepoint: a rule that fails is recorded as a failed run and takes nothing
-else down. Each effect is written to the ``effects`` ledger under its natural key first; a key
+A rule that fails is recorded as a failed run and takes nothing else down. A run is planned,
+its commands checked against their contracts and the effects it had already read before any of
+its effects is written, and the run is written once, in its final state. So a run whose
+planning only reads (the default invoice grants, and most rules) fails before it writes
+anything and needs no savepoint; one whose planning writes (an onboarding's employment, a
+recertification's state) or that calls a webhook runs in a savepoint that takes a failure's
+writes back. Each effect is written to the ``effects`` ledger under its natural key; a key
 already there is a duplicate and emits nothing, so an event redelivered or the same fact under
 a new event id has one effect. A unique-key race between two workers is not a rule failure: it
 propagates, the message is handled again, and the second time the key is a duplicate.
@@ -9,20 +14,23 @@ propagates, the message is handled again, and the second time the key is a dupli
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
 from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from automation import commands, metrics, recertification
+from automation import commands, metrics, recertification, sending
 from automation.commands import Step, Subject
 from automation.models import Effect, Employment, OrgSettings, Rule, Run, SourceEvent, WebhookDelivery
 from automation.rules import PERSON_ACTIONS, TRIGGERS, matches
-from lms_common import outbox
-from lms_common.db import new_id, utcnow
+from automation.sending import Checked
+from lms_common.db import is_postgres, new_id, utcnow
 from lms_common.envelope import Event, from_dict
 
 log = structlog.get_logger("automation.evaluation")
@@ -36,20 +44,35 @@ RUN_STATUSES = (SUCCEEDED, DUPLICATE, NOT_MATCHED, FAILED)
 Planner = Callable[[Session, Event], list[Step]]
 
 
+@dataclass(frozen=True)
+class Evaluation:
+    """A default behaviour or a rule, as a run evaluates it against an event."""
+
+    rule_key: str
+    rule_id: str | None
+    plan: Planner
+    isolated: bool  # in a savepoint: its planning writes, or it calls a webhook
+
+
 def evaluate_event(session: Session, event: Event) -> list[Run]:
     """Every default behaviour and enabled rule of the event's organization, in creation order."""
     keep_event(session, event)
-    runs = []
-    if event.type == "InvoicePaid" and invoice_grants_enabled(session, event.orgid):
-        runs.append(run_once(session, event, DEFAULT_INVOICE, None, lambda s, e: commands.invoice_grants(e)))
-    for rule in enabled_rules(session, event.orgid, event.type):
-        runs.append(run_once(session, event, rule.id, rule.id, rule_planner(rule)))
-    return [run for run in runs if run is not None]
+    todo = evaluations(session, event)
+    done = evaluated(session, event, [item.rule_key for item in todo])
+    return [run_once(session, event, item) for item in todo if item.rule_key not in done]
 
 
 def keep_event(session: Session, event: Event) -> None:
-    if session.get(SourceEvent, event.id) is None:
-        session.add(SourceEvent(event_id=event.id, org_id=event.orgid, event_type=event.type, body=event.to_dict()))
+    """Store the event (a retry evaluates it again), unless it is stored already: one statement."""
+    dialect = postgresql if is_postgres(session) else sqlite
+    row = {"event_id": event.id, "org_id": event.orgid, "event_type": event.type, "body": event.to_dict()}
+    session.execute(dialect.insert(SourceEvent).values(received_at=utcnow(), **row).on_conflict_do_nothing())
+
+
+def evaluations(session: Session, event: Event) -> list[Evaluation]:
+    default = event.type == "InvoicePaid" and invoice_grants_enabled(session, event.orgid)
+    rules = [rule_evaluation(rule, event) for rule in enabled_rules(session, event.orgid, event.type)]
+    return [invoice_evaluation(), *rules] if default else rules
 
 
 def invoice_grants_enabled(session: Session, org: str) -> bool:
@@ -62,38 +85,67 @@ def enabled_rules(session: Session, org: str, trigger: str) -> list[Rule]:
     return list(session.scalars(query.order_by(Rule.created_at, Rule.id)))
 
 
-def run_once(session: Session, event: Event, rule_key: str, rule_id: str | None, planner: Planner) -> Run | None:
-    """One evaluation per (rule, event): a run that exists already is left alone."""
-    existing = session.scalar(
-        select(Run).where(Run.org_id == event.orgid, Run.rule_key == rule_key, Run.event_id == event.id)
-    )
-    if existing is not None:
-        return None
-    run = Run(id=new_id(), org_id=event.orgid, rule_id=rule_id, rule_key=rule_key, event_id=event.id)
-    run.event_type, run.attempts, run.actions, run.status = event.type, 0, [], FAILED
-    session.add(run)
-    return execute(session, run, event, planner)
+def evaluated(session: Session, event: Event, rule_keys: list[str]) -> set[str]:
+    """Those of the rule keys that have a run for the event already: one lookup for them all."""
+    if not rule_keys:
+        return set()
+    mine = (Run.org_id == event.orgid, Run.event_id == event.id)
+    return set(session.scalars(select(Run.rule_key).where(*mine, Run.rule_key.in_(rule_keys))))
 
 
-def execute(session: Session, run: Run, event: Event, planner: Planner) -> Run:
-    """Plan and apply the run's effects in a savepoint; a failure is recorded, not raised."""
-    run.attempts += 1
-    run.updated_at = utcnow()
+def invoice_evaluation() -> Evaluation:
+    """CONTRACT section 4's default: planned from the event alone."""
+    return Evaluation(DEFAULT_INVOICE, None, lambda _session, event: commands.invoice_grants(event), isolated=False)
+
+
+def rule_evaluation(rule: Rule, event: Event) -> Evaluation:
+    snapshot = rule_snapshot(rule)
     try:
-        with session.begin_nested():
-            steps = planner(session, event)
-            run.matched = bool(steps)
-            outcomes = [apply(session, run, event, step) for step in steps]
+        isolated = not plans_in_memory(snapshot, event)
+    except (KeyError, TypeError, AttributeError):  # a malformed action fails its run when planned, not the event
+        isolated = True
+    return Evaluation(rule.id, rule.id, rule_planner(snapshot), isolated=isolated)
+
+
+def plans_in_memory(rule: Mapping[str, Any], event: Event) -> bool:
+    """Whether planning the rule only reads, and its steps are all commands: no webhook call or
+    recertification (see :func:`needs_database`), no employment opened by an onboarding."""
+    actions = rule["actions"]
+    if any(needs_database(action) for action in actions):
+        return False
+    return event.type != "EmployeeOnboarded" or all(action["type"] in PERSON_ACTIONS for action in actions)
+
+
+def run_once(session: Session, event: Event, evaluation: Evaluation) -> Run:
+    """The one run of a rule (or default behaviour) for an event, written in its final state."""
+    run = Run(id=new_id(), org_id=event.orgid, rule_id=evaluation.rule_id, rule_key=evaluation.rule_key)
+    run.event_id, run.event_type, run.attempts, run.matched, run.actions = event.id, event.type, 0, False, []
+    execute(session, run, event, evaluation)
+    session.add(run)
+    return run
+
+
+def execute(session: Session, run: Run, event: Event, evaluation: Evaluation) -> Run:
+    """Plan and apply the run's effects; a failure is recorded, not raised."""
+    try:
+        with _savepoint(session, evaluation.isolated):
+            steps = evaluation.plan(session, event)
+            outcomes = apply(session, run, event, steps)
     except IntegrityError:
         raise
     except Exception as exc:
         log.warning("rule run failed", rule=run.rule_key, event_id=event.id, error=repr(exc))
         run.status, run.error = FAILED, f"{type(exc).__name__}: {exc}"[:2000]
     else:
-        run.actions, run.error = outcomes, None
+        run.matched, run.actions, run.error = bool(steps), outcomes, None
         run.status = run_status(run.matched, outcomes)
+    run.attempts, run.updated_at = run.attempts + 1, utcnow()  # after the savepoint: a retried run is updated once
     metrics.RULE_RUNS.labels(trigger_label(event.type), run.status).inc()
     return run
+
+
+def _savepoint(session: Session, isolated: bool) -> AbstractContextManager[Any]:
+    return session.begin_nested() if isolated else nullcontext()
 
 
 def run_status(matched: bool, outcomes: list[dict[str, Any]]) -> str:
@@ -109,9 +161,8 @@ def trigger_label(event_type: str) -> str:
     return event_type if event_type in TRIGGERS else "other"
 
 
-def rule_planner(rule: Rule) -> Planner:
+def rule_planner(snapshot: Mapping[str, Any]) -> Planner:
     """The steps a rule takes for an event: none unless every condition holds."""
-    snapshot = rule_snapshot(rule)
 
     def plan(session: Session, event: Event) -> list[Step]:
         def plan_one(subject: Subject, position: int, action: Mapping[str, Any]) -> list[Step]:
@@ -203,24 +254,52 @@ def employment_cycle(session: Session, event: Event, subject: Subject) -> int:
     return last + 1
 
 
-def apply(session: Session, run: Run, event: Event, step: Step) -> dict[str, Any]:
-    """Write one effect under its natural key, unless the key has had its effect already."""
-    if step.kind == "Nothing":
-        return outcome(step, SUCCEEDED)
-    if session.get(Effect, (event.orgid, step.natural_key)) is not None:
-        metrics.COMMANDS.labels(step.kind, DUPLICATE).inc()
-        return outcome(step, DUPLICATE)
-    effect_id = commands.command_id(event.orgid, step.natural_key)
-    session.add(
-        Effect(org_id=event.orgid, natural_key=step.natural_key, kind=step.kind, command_id=effect_id, run_id=run.id)
-    )
-    session.flush()
-    if step.webhook is not None:
-        session.add(_delivery(run, event.orgid, effect_id, step))
-    else:
-        outbox.add(session, command_event(event, step, effect_id))
-    metrics.COMMANDS.labels(step.kind, EMITTED).inc()
-    return outcome(step, EMITTED, effect_id)
+def apply(session: Session, run: Run, event: Event, steps: list[Step]) -> list[dict[str, Any]]:
+    """Write each step's effect under its natural key, unless the key has had its effect already.
+
+    Every command is checked and every key looked up before the first write, so a command that
+    breaks its contract fails the run with nothing written.
+    """
+    planned = [(step, checked_command(event, step)) for step in steps]
+    had = effects_had(session, event.orgid, [step.natural_key for step in steps if step.kind != "Nothing"])
+    outcomes, sent = [], []
+    for step, command in planned:
+        if step.kind == "Nothing":
+            outcomes.append(outcome(step, SUCCEEDED))
+            continue
+        if step.natural_key in had:  # stored, or an earlier step of this run
+            metrics.COMMANDS.labels(step.kind, DUPLICATE).inc()
+            outcomes.append(outcome(step, DUPLICATE))
+            continue
+        had.add(step.natural_key)
+        effect_id = commands.command_id(event.orgid, step.natural_key)
+        session.add(Effect(org_id=event.orgid, natural_key=step.natural_key, kind=step.kind, command_id=effect_id,
+                           run_id=run.id))  # fmt: skip
+        if command is None:
+            session.add(_delivery(run, event.orgid, effect_id, step))
+        else:
+            sent.append(command)
+        metrics.COMMANDS.labels(step.kind, EMITTED).inc()
+        outcomes.append(outcome(step, EMITTED, effect_id))
+    sending.send(session, sent)
+    return outcomes
+
+
+def effects_had(session: Session, org: str, natural_keys: Iterable[str]) -> set[str]:
+    """Those of the natural keys that have had their effect: one lookup for a run's steps."""
+    wanted = set(natural_keys)
+    if not wanted:
+        return set()
+    query = select(Effect.natural_key).where(Effect.org_id == org, Effect.natural_key.in_(sorted(wanted)))
+    return set(session.scalars(query))
+
+
+def checked_command(event: Event, step: Step) -> Checked | None:
+    """The command a step sends, checked against its contract; None for ``Nothing`` and for a
+    webhook call (a delivery row, not a command)."""
+    if step.kind == "Nothing" or step.webhook is not None:
+        return None
+    return sending.check(command_event(event, step, commands.command_id(event.orgid, step.natural_key)))
 
 
 def outcome(step: Step, status: str, command_id: str | None = None) -> dict[str, Any]:
@@ -258,8 +337,8 @@ def retry(session: Session, run: Run) -> Run:
         raise LookupError("the run's event is no longer kept")
     event = from_dict(stored.body)
     if run.rule_key == DEFAULT_INVOICE:
-        return execute(session, run, event, lambda s, e: commands.invoice_grants(e))
+        return execute(session, run, event, invoice_evaluation())
     rule = session.get(Rule, run.rule_id) if run.rule_id else None
     if rule is None:
         raise LookupError("the run's rule was deleted")
-    return execute(session, run, event, rule_planner(rule))
+    return execute(session, run, event, rule_evaluation(rule, event))

@@ -5,6 +5,7 @@ one leaves: the same source events, runs, employments, effects, webhook deliveri
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -33,7 +34,9 @@ from sqlalchemy import event as sql_event
 
 from automation.commands import command_id
 from lms_common.config import Settings
+from lms_common.contracts import SUITE_EVENTS
 from lms_common.db import session_scope
+from lms_common.envelope import Event
 from lms_common.outbox import OutboxMessage
 
 
@@ -81,6 +84,29 @@ def test_a_run_that_fails_is_recorded_as_one_by_one(sqlite, keys):
     one_by_one, _ = both_paths(sqlite, keys, [delivery(item) for item in batch])
     errors = [row[8] for row in one_by_one.tables()["runs"] if row[6] == "failed"]
     assert len(errors) == 4 and all(errors)
+
+
+def test_each_command_is_checked_against_its_contract_once(sqlite, keys, monkeypatch):
+    """Planning checks each command (a failure fails its run before anything is written); the
+    outbox does not check it again, on either path."""
+    checked: Counter[str] = Counter()
+    validate = SUITE_EVENTS.validate
+
+    def counting(item: Event) -> Event:
+        if item.source == "/automation":  # a command, not a consumed event
+            checked[item.id] += 1
+        return validate(item)
+
+    monkeypatch.setattr(SUITE_EVENTS, "validate", counting)
+    batch = [paid("INV-1", quantity=3), paid("INV-2"), onboarded("E-1", "2026-12-01"), provisioned(), paid("INV-3")]
+    for worker in workers(sqlite, keys):
+        checked.clear()
+        assert {outcome for outcome, _ in worker.process([delivery(item) for item in batch])} == {"handled"}
+        sent = [row[0] for row in worker.tables()["outbox"]]
+        assert len(sent) > 10 and checked == Counter(sent)
+        worker.process([delivery(paid("INV-9"))])  # a lone event goes the per-event way
+        sent = [row[0] for row in worker.tables()["outbox"]]
+        assert checked == Counter(sent)
 
 
 def test_an_invalid_message_is_dead_lettered_alone(sqlite, keys):

@@ -1,8 +1,12 @@
 """InvoicePaid's default behaviour (CONTRACT section 4): grants to the buyer, seats and invitees,
 one effect per invoice whatever is redelivered."""
 
-from automation_helpers import ADMIN, commands, event, invoice, ok, refused
+from automation_helpers import ADMIN, ORG, commands, event, invoice, ok, refused
+from sqlalchemy import event as sql_event
+from sqlalchemy import func, select
 
+from automation.models import Effect, Rule
+from lms_common.db import make_engine, make_session_factory, session_scope
 from lms_common.processing import Outcome
 
 
@@ -59,3 +63,55 @@ def test_a_rule_on_invoice_paid_shares_the_invoice_key(harness, settings, admin)
     harness.publish(event("InvoicePaid", invoice("INV-5", [(product, 1)])))
     keys = sorted(g["natural_key"] for g in grants(settings))
     assert keys == sorted([f"invoice:INV-5:product:{product}", f"invoice:INV-5:product:{extra}"])
+
+
+def test_a_line_breaking_the_grant_contract_fails_the_default_with_nothing_granted(harness, settings, admin):
+    """The default's commands are all checked before the first is written, so a failure takes
+    back no half-written run (there is no savepoint to), and the invoice's rule still runs."""
+    product, extra = harness.catalog("product"), harness.catalog("product")
+    rule = {"name": "Bonus", "trigger": "InvoicePaid", "actions": [{"type": "GrantProduct", "product_ids": [extra]}]}
+    ok(admin.post("/v1/rules", json=rule), 201)
+    harness.publish(event("InvoicePaid", invoice("INV-6", [(product, 1), ("SKU-6", 1)])))  # not a product id
+    assert [g["natural_key"] for g in grants(settings)] == [f"invoice:INV-6:product:{extra}"]
+    default, bonus = ok(admin.get("/v1/runs"))["items"]
+    assert default["rule_id"] is None and default["status"] == "failed" and "product_id" in default["error"]
+    assert default["matched"] is False and default["actions"] == [] and default["attempts"] == 1
+    assert bonus["status"] == "succeeded"
+    engine = make_engine(settings.database_url)
+    with engine.connect() as connection:
+        assert connection.scalar(select(func.count()).select_from(Effect)) == 1
+    engine.dispose()
+
+
+def test_a_malformed_rule_fails_its_own_run_only(harness, settings, admin):
+    """A rule row whose action has no type (never accepted by the API) fails when planned, in
+    its savepoint, and the default still grants."""
+    engine = make_engine(settings.database_url)
+    with session_scope(make_session_factory(engine)) as session:
+        session.add(Rule(org_id=ORG, name="Broken", trigger="InvoicePaid", actions=[{}], created_by="admin"))
+    engine.dispose()
+    harness.publish(event("InvoicePaid", invoice("INV-8", [(harness.catalog("product"), 1)])))
+    assert len(grants(settings)) == 1
+    statuses = sorted(run["status"] for run in ok(admin.get("/v1/runs"))["items"])
+    assert statuses == ["failed", "succeeded"]
+
+
+def test_a_lone_invoice_is_read_then_written_once_without_a_savepoint(harness):
+    """The run row is inserted in its final state, rules, runs and effects are each looked up
+    once whatever the lines, and no savepoint is opened for the default's grants."""
+    lines = [(harness.catalog("product"), 1), (harness.catalog("product"), 3)]
+    statements: list[str] = []
+    sql_event.listen(harness.runtime.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    harness.publish(event("InvoicePaid", invoice("INV-7", lines)))
+    verbs = [" ".join(statement.split()[:3]) for statement in statements]
+    assert verbs == [
+        "INSERT INTO inbox",
+        "INSERT INTO source_events",
+        "SELECT org_settings.org_id, org_settings.invoice_paid_grants,",
+        "SELECT rules.id, rules.org_id,",
+        "SELECT runs.rule_key FROM",
+        "SELECT effects.natural_key FROM",
+        "INSERT INTO effects",
+        "INSERT INTO outbox",
+        "INSERT INTO runs",
+    ]

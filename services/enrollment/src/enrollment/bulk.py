@@ -54,12 +54,13 @@ from sqlalchemy.orm import Session
 
 from enrollment.events import SOURCE, stamp
 from enrollment.models import Assignment, BulkTarget, Course, Enrollment, EnrollmentSource
+from lms_common import outbox
 from lms_common.context import current_correlation_id
 from lms_common.contracts import SUITE_EVENTS
 from lms_common.contracts import enrollment as contract
 from lms_common.db import UTCDateTime, is_postgres, new_id
 from lms_common.envelope import EventType, decode
-from lms_common.outbox import NOTIFY_CHANNEL, OutboxMessage
+from lms_common.outbox import OutboxMessage
 
 # uuid4-shaped text from SQLite's randomness (PostgreSQL has gen_random_uuid()).
 _SQLITE_UUID = (
@@ -180,11 +181,24 @@ def insert_events(session: Session, event_type: EventType, rows: Select[Any], no
     )
     table = type_cast(Table, OutboxMessage.__table__)
     columns = ["event_id", "event_type", "routing_key", "body", "headers", "created_at", "attempts"]
-    count = inserted(session, insert(table).from_select(columns, chosen))
+    count = _insert_waking_relay(session, insert(table).from_select(columns, chosen))
     if count:
         _check_one(session, source)
-        _notify(session)
     return count
+
+
+def _insert_waking_relay(session: Session, statement: Any) -> int:
+    """Run an outbox ``INSERT ... SELECT``; how many rows it inserted.
+
+    Where the transaction has yet to wake the relay (:func:`outbox.relay_wakeup`), the NOTIFY is
+    selected with the count of the rows it returns, in the same round trip: one row comes
+    back, not one per event. It is sent even if nothing was inserted, a harmless wake-up.
+    """
+    notify = outbox.relay_wakeup(session)
+    if notify is None:
+        return inserted(session, statement)
+    rows = statement.returning(literal_column("1")).cte("inserted")
+    return int(session.execute(select(func.count(), notify).select_from(rows)).one()[0])
 
 
 def _check_one(session: Session, source: Any) -> None:
@@ -194,11 +208,6 @@ def _check_one(session: Session, source: Any) -> None:
     )
     if body is not None:
         SUITE_EVENTS.validate(decode(bytes(body)))
-
-
-def _notify(session: Session) -> None:
-    if is_postgres(session):
-        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
 
 
 def inserted(session: Session, statement: Any) -> int:

@@ -641,7 +641,7 @@ def test_a_batch_wakes_the_relay_with_its_outbox_insert_even_after_a_rolled_back
 
 
 def _outbox_refs(factory: Any) -> set[tuple[str, str]]:
-    """(event type, source id) of every EnrollmentCreated in the outbox, each checked against its contract."""
+    """(source, source id) of every EnrollmentCreated in the outbox, each checked against its contract."""
     with factory() as session:
         bodies = session.scalars(select(OutboxMessage.body).where(OutboxMessage.event_type == "EnrollmentCreated"))
         events = [decode(bytes(body)) for body in bodies]

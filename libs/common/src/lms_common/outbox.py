@@ -10,8 +10,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import BigInteger, Index, Integer, LargeBinary, String, Text, delete, func, insert, select, text
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+)
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.types import JSON
 
@@ -66,18 +80,23 @@ def _row(event: Event, catalog: EventCatalog, request_id: str | None) -> dict[st
     }
 
 
-def _relay_not_yet_notified(session: Session) -> bool:
-    """Whether this transaction still has to wake the relay (PostgreSQL only; once each)."""
+def relay_wakeup(session: Session) -> ColumnElement[Any] | None:
+    """The ``pg_notify`` that wakes the relay, if this transaction has yet to send it; else None.
+
+    PostgreSQL only, once per transaction or savepoint: the caller must select it in the
+    statement that inserts its outbox rows (``RETURNING`` it, say), which costs no round trip
+    of its own. An insert into the outbox that bypasses :func:`add_many` calls this too.
+    """
     if not is_postgres(session):
-        return False
+        return None
     session.connection()  # begins the transaction if the insert is its first statement
     # A savepoint rolled back takes its NOTIFY with it, so each savepoint notifies again (it
     # costs nothing: the notification rides on the insert, and duplicates are folded).
     transaction = session.get_nested_transaction() or session.get_transaction()
     if session.info.get("outbox_notified") is transaction:
-        return False
+        return None
     session.info["outbox_notified"] = transaction
-    return True
+    return func.pg_notify(NOTIFY_CHANNEL, "")
 
 
 def add(session: Session, event: Event, catalog: EventCatalog = SUITE_EVENTS) -> None:
@@ -105,12 +124,12 @@ def add_many(
     rows = [_row(event, catalog, request_id) for event, request_id in zip(events, ids, strict=True)]
     if not rows:
         return 0
-    if _relay_not_yet_notified(session):
+    notify = relay_wakeup(session)
+    if notify is not None:
         # The NOTIFY rides on the insert's own round trip: every commit on a consumer's path
         # waits for each statement before it, and a separate SELECT cost one more. PostgreSQL
         # delivers it at commit, once, however many rows called it (identical payloads of a
         # transaction are folded into one).
-        notify = func.pg_notify(NOTIFY_CHANNEL, "")
         session.execute(insert(OutboxMessage).returning(notify), rows).all()
     else:
         session.execute(insert(OutboxMessage), rows)

@@ -210,3 +210,14 @@ def _consumed(outcome: str) -> float:
 
 
 from fixture_service import CATALOG as SERVICE_CATALOG  # noqa: E402
+
+
+def test_the_relay_wakeup_is_handed_out_once_per_transaction_and_again_in_each_savepoint(runtime: Runtime) -> None:
+    with session_scope(runtime.session_factory) as session:
+        assert outbox.relay_wakeup(session) is not None
+        assert outbox.relay_wakeup(session) is None
+        with session.begin_nested():
+            assert outbox.relay_wakeup(session) is not None
+            outbox.add(session, ping(1), SERVICE_CATALOG)  # no second NOTIFY in the savepoint
+            assert outbox.relay_wakeup(session) is None
+        assert outbox.relay_wakeup(session) is not None  # the savepoint might have rolled back

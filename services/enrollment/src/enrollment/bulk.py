@@ -4,9 +4,10 @@ A batch first lists its (user, course, source) targets in ``bulk_targets``; :fun
 then inserts the missing enrollments with ``INSERT ... SELECT``, their sources, and one
 EnrollmentCreated per new enrollment built as JSON by the database itself, so 150,000
 enrollments cost seconds, not one ORM flush (and one jsonschema check) each. The first event of
-each such insert is read back and validated against the contract: the SQL that builds the
+each such insert comes back from it and is validated against the contract: the SQL that builds the
 payloads is checked on every call, at the cost of one row. A batch of assignments needs no
-``bulk_targets``: :func:`enroll_assigned` reads its targets from the assignments themselves.
+``bulk_targets``: :func:`enroll_assigned` reads its targets from the assignments themselves; nor
+does a handful of targets (:func:`enroll_few`), whose rows and events are computed here.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 import operator
 import secrets
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -33,6 +35,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    case,
     cast,
     delete,
     exists,
@@ -44,6 +47,7 @@ from sqlalchemy import (
     select,
     text,
     true,
+    tuple_,
     type_coerce,
     update,
 )
@@ -54,12 +58,13 @@ from sqlalchemy.orm import Session
 
 from enrollment.events import SOURCE, stamp
 from enrollment.models import Assignment, BulkTarget, Course, Enrollment, EnrollmentSource
+from lms_common import outbox
 from lms_common.context import current_correlation_id
 from lms_common.contracts import SUITE_EVENTS
 from lms_common.contracts import enrollment as contract
 from lms_common.db import UTCDateTime, is_postgres, new_id
-from lms_common.envelope import EventType, decode
-from lms_common.outbox import NOTIFY_CHANNEL, OutboxMessage
+from lms_common.envelope import Event, EventType, decode
+from lms_common.outbox import OutboxMessage
 
 # uuid4-shaped text from SQLite's randomness (PostgreSQL has gen_random_uuid()).
 _SQLITE_UUID = (
@@ -180,25 +185,36 @@ def insert_events(session: Session, event_type: EventType, rows: Select[Any], no
     )
     table = type_cast(Table, OutboxMessage.__table__)
     columns = ["event_id", "event_type", "routing_key", "body", "headers", "created_at", "attempts"]
-    count = inserted(session, insert(table).from_select(columns, chosen))
-    if count:
-        _check_one(session, source)
-        _notify(session)
-    return count
+    return _insert_checked(session, insert(table).from_select(columns, chosen), source)
 
 
-def _check_one(session: Session, source: Any) -> None:
-    """Validate the first event of the insert against the contract (same SQL made them all)."""
-    body = session.scalar(
-        select(OutboxMessage.body).where(OutboxMessage.event_id == select(source.c.event_id).limit(1).scalar_subquery())
-    )
+def _insert_checked(session: Session, statement: Any, source: Any) -> int:
+    """Run the outbox ``INSERT ... SELECT`` of the events of ``source``; how many rows it inserted.
+
+    The insert returns the body of one event, the first of ``source`` (the same SQL made them
+    all), which is validated against the contract: the SQL that builds the payloads is checked
+    on every call without reading a row back. On PostgreSQL (an ``INSERT`` in a ``WITH``
+    clause) the database counts the rows returned, so one row comes back whatever the size
+    of the batch, with the NOTIFY that wakes
+    the relay where the transaction has yet to send it (:func:`outbox.relay_wakeup`); it is
+    sent even if nothing was inserted, a harmless wake-up.
+    """
+    table = statement.table
+    if not is_postgres(session):  # SQLite has neither: the bodies come back, in process
+        bodies = session.scalars(statement.returning(table.c.body)).all()
+        count, body = len(bodies), next(iter(bodies), None)
+    else:
+        first = select(source.c.event_id).limit(1).scalar_subquery()
+        rows = statement.returning(case((table.c.event_id == first, table.c.body)).label("sample")).cte("inserted")
+        sample = select(rows.c.sample).where(rows.c.sample.is_not(None)).limit(1).scalar_subquery()
+        notify = outbox.relay_wakeup(session)
+        result = session.execute(select(func.count(), sample, *([] if notify is None else [notify])).select_from(rows))
+        count, body = result.one()[:2]
+    if count and body is None:  # an event id the SQL makes anew on each evaluation, say
+        raise ValueError("none of the inserted events could be checked against its contract")
     if body is not None:
         SUITE_EVENTS.validate(decode(bytes(body)))
-
-
-def _notify(session: Session) -> None:
-    if is_postgres(session):
-        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
+    return int(count)
 
 
 def inserted(session: Session, statement: Any) -> int:
@@ -287,6 +303,93 @@ def analyze(session: Session, *tables: str) -> None:
     if is_postgres(session):
         for table in tables:
             session.execute(text(f"ANALYZE {table}"))
+
+
+# A batch of up to this many targets is written by :func:`enroll_few`, with plain inserts of
+# values computed here: for a handful of rows, bulk_targets' insert and delete, the reopening of
+# sources and the events' check cost more round trips than the writes themselves.
+FEW = 20
+ENROLLMENT_COLUMNS = [
+    "id", "org_id", "user_id", "course_id", "progress_percent", "first_source", "first_source_id", "enrolled_at",
+    "batch_id",
+]  # fmt: skip
+
+
+def enroll(session: Session, targets: list[dict[str, str]], now: datetime, *, large: bool = False) -> int:
+    """Enroll each target (``org_id``, ``user_id``, ``course_id``, ``kind``, ``ref``); how many
+    enrollments are new: :func:`enroll_few` for a handful naming each user and course once,
+    else :func:`enroll_batch` through ``bulk_targets``. Both give the same rows and events."""
+    if not targets:
+        return 0
+    if len(targets) <= FEW and len({(t["user_id"], t["course_id"]) for t in targets}) == len(targets):
+        return enroll_few(session, targets, now)
+    batch = new_id()
+    add_target_values(session, batch, targets)
+    return enroll_batch(session, batch, now, large=large)
+
+
+def enroll_few(session: Session, targets: list[dict[str, str]], now: datetime) -> int:
+    """:func:`enroll_batch` for a few targets, one per user and course, with values computed here.
+
+    The latency path of a purchase (one grant, its courses) costs three statements and, when
+    it enrolls, a read of the course titles: the enrollments missing, their sources inserted or
+    reopened in one upsert, and their events validated one by one by :func:`outbox.add_many`.
+    """
+    batch = new_id()
+    rows = [
+        dict(zip(ENROLLMENT_COLUMNS, (str(uuid.uuid4()), t["org_id"], t["user_id"], t["course_id"], 0, t["kind"],
+                                      t["ref"], now, batch), strict=True))
+        for t in targets
+    ]  # fmt: skip
+    table = type_cast(Table, Enrollment.__table__)
+    made = session.execute(_dialect(session).insert(table).on_conflict_do_nothing().returning(table), rows)
+    new = {row.id: row for row in made}
+    ids = {(row.user_id, row.course_id): row.id for row in new.values()}
+    if len(ids) < len(targets):  # the others were enrolled already, or by a concurrent writer just now
+        ids |= {(user, course): ident for ident, user, course in _enrollments_of(session, targets)}
+    _upsert_sources(session, [{"enrollment_id": ids[t["user_id"], t["course_id"]], "kind": t["kind"],
+                               "ref": t["ref"], "active": True} for t in targets])  # fmt: skip
+    if new:
+        titles = dict(
+            session.execute(
+                select(Course.id, Course.title).where(Course.id.in_({r.course_id for r in new.values()}))
+            ).all()
+        )
+        outbox.add_many(session, [_created_event(row, titles.get(row.course_id) or "", now) for row in new.values()])
+    return len(new)
+
+
+def _enrollments_of(session: Session, targets: list[dict[str, str]]) -> list[tuple[str, str, str]]:
+    pairs = [(t["user_id"], t["course_id"]) for t in targets]
+    e = Enrollment
+    return list(
+        session.execute(select(e.id, e.user_id, e.course_id).where(tuple_(e.user_id, e.course_id).in_(pairs))).all()
+    )
+
+
+def _upsert_sources(session: Session, sources: list[dict[str, Any]]) -> None:
+    """Insert the sources, reopening those inactive: :func:`_open_sources` for known enrollments."""
+    table = type_cast(Table, EnrollmentSource.__table__)
+    statement = _dialect(session).insert(table)
+    keys = ["enrollment_id", "kind", "ref"]
+    session.execute(
+        statement.on_conflict_do_update(index_elements=keys, set_={"active": True}, where=table.c.active.is_(False)),
+        sources,
+    )
+
+
+def _dialect(session: Session) -> Any:
+    return postgresql if is_postgres(session) else sqlite
+
+
+def _created_event(row: Any, course_title: str, now: datetime) -> Event:
+    """The EnrollmentCreated :func:`_enrollment_created` builds in SQL for a new enrollment."""
+    data = {
+        "enrollment_id": row.id, "org_id": row.org_id, "user_id": row.user_id, "course_id": row.course_id,
+        "course_title": course_title, "source": row.first_source, "source_id": row.first_source_id,
+        "enrolled_at": stamp(now),
+    }  # fmt: skip
+    return Event(type=contract.ENROLLMENT_CREATED.name, data=data, orgid=row.org_id, source=SOURCE, id=row.id, time=now)
 
 
 def enroll_batch(session: Session, batch_id: str, now: datetime, *, large: bool = False) -> int:

@@ -35,7 +35,7 @@ from enrollment.models import (
     enrollment_status,
 )
 from lms_common.contracts import enrollment as contract
-from lms_common.db import AnySelect, RawReads, ReadStatement, new_id, utcnow
+from lms_common.db import AnySelect, RawReads, ReadStatement, utcnow
 from lms_common.errors import Conflict, Forbidden, NotFound
 
 # --- who may learn what ---------------------------------------------------------------------------
@@ -105,9 +105,7 @@ def open_grant_enrollments_of(session: Session, org_of: Mapping[str, str]) -> di
         if (user_id, course_id, grant_id) not in known
     ]
     if missing:
-        batch = new_id()
-        bulk.add_target_values(session, batch, missing)
-        bulk.enroll_batch(session, batch, utcnow())
+        bulk.enroll(session, missing, utcnow())
     return {user_id: {course_id for course_id, _ in rows} for user_id, rows in opened.items()}
 
 
@@ -158,9 +156,7 @@ def open_holder_enrollments(session: Session, grant: Grant) -> None:
         for course_id in courses
     ]
     if rows:
-        batch = new_id()
-        bulk.add_target_values(session, batch, rows)
-        bulk.enroll_batch(session, batch, utcnow(), large=len(rows) > 10_000)
+        bulk.enroll(session, rows, utcnow(), large=len(rows) > 10_000)
 
 
 def open_product_enrollments(session: Session, product_id: str) -> None:
@@ -256,15 +252,13 @@ _MY_ENROLLMENTS = ReadStatement(_my_enrollments(bindparam("user")))
 
 
 def enroll(session: Session, org: str, user_ids: list[str], course_ids: list[str], *, kind: str, ref: str) -> int:
-    """Enroll users in courses for one source, set-based; returns how many enrollments are new."""
-    batch = new_id()
+    """Enroll users in courses for one source in one batch; returns how many enrollments are new."""
     rows = [
         {"org_id": org, "user_id": user, "course_id": course, "kind": kind, "ref": ref}
         for user in user_ids
         for course in course_ids
     ]
-    bulk.add_target_values(session, batch, rows)
-    return bulk.enroll_batch(session, batch, utcnow())
+    return bulk.enroll(session, rows, utcnow())
 
 
 def enrollment_of(session: Session, user_id: str, course_id: str) -> Enrollment | None:

@@ -363,16 +363,21 @@ def test_a_batch_of_assignment_commands_on_postgres_has_one_effect_each(world, s
         assert sorted(assigned) == sorted(zip(users, ["k0", "k1", "k2"], strict=True))
 
 
-def test_purchases_a_batch_at_a_time_grant_once_on_postgres(settings):
-    processor = SERVICE.processor(SERVICE.runtime(settings, TestKeys()))
-    course, product = new_id(), new_id()
-    setup = [
+def product_of_one_course(product: str, course: str) -> list[Event]:
+    """A published course and an active product of it, as catalog announces them."""
+    return [
         Event(type="CoursePublished", orgid=ORG, source="/test", data={
             "course_id": course, "version": 1, "title": "C", "status": "published", "lesson_ids": [new_id()],
             "quiz_ids": [], "derived_from": None, "created_by": "a"}),
         Event(type="ProductActivated", orgid=ORG, source="/test", data={
             "product_id": product, "version": 1, "title": "B", "status": "active", "course_ids": [course]}),
     ]  # fmt: skip
+
+
+def test_purchases_a_batch_at_a_time_grant_once_on_postgres(settings):
+    processor = SERVICE.processor(SERVICE.runtime(settings, TestKeys()))
+    course, product = new_id(), new_id()
+    setup = product_of_one_course(product, course)
     buyers = [(new_id(), f"buyer{n}@example.com") for n in range(5)]
     users = [Event(type="UserProvisioned", orgid=ORG, source="/test", data={
         "user_id": user, "email": email, "org_id": ORG, "cause": "InvoicePaid", "cause_event_id": None,
@@ -554,3 +559,121 @@ def test_the_worker_analyzes_its_users_and_enrollments_as_they_grow(settings, mo
         grants_analyzed = text("SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'grants'")
         assert connection.scalar(grants_analyzed) is None  # unchanged: left alone
     engine.dispose()
+
+
+def test_one_grant_command_enrolls_its_buyer_in_few_round_trips_and_wakes_the_relay(settings, monkeypatch):
+    """The latency path of a purchase: one GrantProduct, one grant, one enrollment. Each
+    statement is a round trip that every commit on the consumer's path waits for."""
+    import psycopg
+    from sqlalchemy import event as sqlalchemy_event
+    from sqlalchemy.engine import make_url
+
+    from enrollment import handlers
+    from enrollment.models import EnrollmentSource
+
+    # The look at the tables' statistics comes once a minute, not with each event.
+    monkeypatch.setattr(handlers.KEEPER, "refresh", lambda session: [])
+    runtime = SERVICE.runtime(settings, TestKeys())
+    processor = SERVICE.processor(runtime)
+    course, product, user = new_id(), new_id(), new_id()
+    setup = product_of_one_course(product, course)
+    grant = Event(type="GrantProduct", orgid=ORG, source="/test", data={
+        "natural_key": "invoice:1", "product_id": product, "owner": {"user_id": user},
+        "source_event_id": new_id(), "source_event_type": "InvoicePaid", "rule_id": None})  # fmt: skip
+    for event in setup:
+        assert processor.process([Delivery(event.to_json(), SUITE_EVENTS.routing_key(event), event.id)])
+    statements: list[str] = []
+    sqlalchemy_event.listen(runtime.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    dsn = make_url(settings.database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(dsn, autocommit=True) as listener:
+        listener.execute("LISTEN lms_outbox")
+        [result] = processor.process([Delivery(grant.to_json(), SUITE_EVENTS.routing_key(grant), grant.id)])
+        assert result.outcome.value == "handled", result.reason
+        assert len(list(listener.notifies(timeout=1.0, stop_after=1))) == 1
+    assert len(statements) == 13, "\n".join(statements)
+    factory = make_session_factory(make_engine(settings.database_url))
+    with factory() as session:
+        [enrollment] = session.scalars(select(Enrollment).where(Enrollment.user_id == user))
+        assert (enrollment.course_id, enrollment.first_source) == (course, "grant")
+        sources = session.execute(select(EnrollmentSource.kind, EnrollmentSource.active)
+                                  .where(EnrollmentSource.enrollment_id == enrollment.id)).all()  # fmt: skip
+        assert sources == [("grant", True)]
+    assert {event_type for _, event_type in _outbox_ids(factory)} == {"ProductGranted", "EnrollmentCreated"}
+
+
+def test_a_batch_wakes_the_relay_with_its_outbox_insert_even_after_a_rolled_back_savepoint(settings):
+    """The NOTIFY travels with the events' ``INSERT ... SELECT``: no statement of its own, sent
+    again when a savepoint that sent it rolled back, never from a transaction rolled back."""
+    import psycopg
+    from sqlalchemy import event as sqlalchemy_event
+    from sqlalchemy.engine import make_url
+
+    from enrollment import bulk, learning
+    from lms_common import outbox
+
+    def users() -> list[str]:  # more than enroll_few takes: the set-based path
+        return [new_id() for _ in range(bulk.FEW + 1)]
+
+    engine = make_engine(settings.database_url)
+    factory = make_session_factory(engine)
+    statements: list[str] = []
+    sqlalchemy_event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    dsn = make_url(settings.database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(dsn, autocommit=True) as listener:
+        listener.execute(f"LISTEN {outbox.NOTIFY_CHANNEL}")
+        with factory() as session:
+            learning.enroll(session, ORG, users(), [new_id()], kind="grant", ref="g-0")
+            session.rollback()
+        assert list(listener.notifies(timeout=0.5, stop_after=1)) == []
+        with factory.begin() as session:
+            learning.enroll(session, ORG, users(), [new_id()], kind="grant", ref="g-1")
+        assert len(list(listener.notifies(timeout=1.0, stop_after=2))) == 1
+        with factory.begin() as session:
+            failed = session.begin_nested()
+            learning.enroll(session, ORG, users(), [new_id()], kind="grant", ref="g-2")
+            failed.rollback()
+            learning.enroll(session, ORG, users(), [new_id()], kind="grant", ref="g-3")
+        assert len(list(listener.notifies(timeout=1.0, stop_after=2))) == 1
+    assert not [statement for statement in statements if statement.startswith("SELECT pg_notify")]
+    assert sum("pg_notify" in statement for statement in statements) == 4
+    assert {ref for _, ref in _outbox_refs(factory)} == {"g-1", "g-3"}
+    engine.dispose()
+
+
+def _outbox_refs(factory: Any) -> set[tuple[str, str]]:
+    """(source, source id) of every EnrollmentCreated in the outbox, each checked against its contract."""
+    with factory() as session:
+        bodies = session.scalars(select(OutboxMessage.body).where(OutboxMessage.event_type == "EnrollmentCreated"))
+        events = [decode(bytes(body)) for body in bodies]
+    for event in events:
+        SUITE_EVENTS.validate(event)
+    return {(event.data["source"], event.data["source_id"]) for event in events}
+
+
+def test_a_batch_whose_sql_builds_a_payload_off_its_contract_is_refused_on_postgres(settings):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "unit"))
+    from enrollment_helpers import refuses_events_off_their_contract
+
+    engine = make_engine(settings.database_url)
+    refuses_events_off_their_contract(make_session_factory(engine))
+    engine.dispose()
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_random_small_batches_give_the_rows_and_events_of_the_set_based_path_on_postgres(postgres_admin_url, seed):
+    import sys
+    from contextlib import ExitStack
+    from pathlib import Path
+
+    from lms_common.testing import scratch_database
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "unit"))
+    from test_few_targets import compare_paths, database
+
+    with ExitStack() as stack:
+        factories = [database(stack.enter_context(scratch_database(postgres_admin_url))) for _ in range(2)]
+        stack.callback(lambda: [factory.kw["bind"].dispose() for factory in factories])
+        compare_paths(factories, seed)

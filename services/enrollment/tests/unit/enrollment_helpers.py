@@ -124,3 +124,24 @@ def outbox_events(database_url: str, event_type: str | None = None) -> list[dict
 
 
 __all__ = ["SERVICE"]
+
+
+def refuses_events_off_their_contract(factory: Any) -> None:
+    """A batch's events built by SQL that leaves out required fields fail the insert's check."""
+    import pytest
+
+    from enrollment import bulk, learning
+    from enrollment.models import Enrollment
+    from lms_common.contracts import enrollment as contract
+    from lms_common.envelope import InvalidEvent
+
+    with factory() as session:
+        user = new_id()
+        learning.enroll(session, ORG, [user], [new_id(), new_id()], kind="grant", ref="g-1")
+        e = Enrollment
+        data = bulk.json_object(session, {"enrollment_id": e.id, "org_id": e.org_id})
+        event_id = e.id.concat("-again")  # the enrollments have their events already
+        rows = select(event_id.label("event_id"), e.org_id.label("orgid"), data.label("data")).where(e.user_id == user)
+        with pytest.raises(InvalidEvent, match="EnrollmentCreated payload invalid"):
+            bulk.insert_events(session, contract.ENROLLMENT_CREATED, rows, datetime.now(UTC))
+        session.rollback()

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import io
 
-from enrollment_helpers import ADMIN, OTHER_ORG, new_id, now, ok, outbox_events, refused
+from enrollment_helpers import (
+    ADMIN,
+    OTHER_ORG,
+    new_id,
+    now,
+    ok,
+    outbox_events,
+    refused,
+    refuses_events_off_their_contract,
+)
 from pypdf import PdfReader
 
 from enrollment import learning
@@ -143,3 +152,7 @@ def test_learners_act_only_on_their_own_and_other_tenants_are_404(bus, admin, le
     outsider = as_user(ADMIN, org=OTHER_ORG)
     refused(outsider.get(f"/v1/enrollments/{enrollment['id']}"), 404)
     refused(outsider.post("/v1/enrollments", json={"user_id": learner.user, "course_id": new_id()}), 404)
+
+
+def test_a_batch_whose_sql_builds_a_payload_off_its_contract_is_refused(settings):
+    refuses_events_off_their_contract(make_session_factory(make_engine(settings.database_url)))

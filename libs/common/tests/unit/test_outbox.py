@@ -87,6 +87,22 @@ def test_invalid_event_is_refused_before_it_enters_the_outbox(
     assert rows(session_factory) == []
 
 
+def test_events_the_caller_checked_are_not_checked_again(
+    session_factory: sessionmaker[Session], make_event: Callable[..., Event], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A caller that validated its events when it planned them says so, and the outbox trusts it."""
+    from lms_common.contracts import SUITE_EVENTS
+
+    validated: list[str] = []
+    monkeypatch.setattr(SUITE_EVENTS, "validate", lambda event: validated.append(event.id) or event)
+    events = [make_event("EmployeeOffboarded", employee_id=f"E-{n}") for n in range(2)]
+    with session_scope(session_factory) as session:
+        outbox.add_many(session, events[:1])
+        outbox.add_many(session, events[1:], checked=True)
+    assert validated == [events[0].id]
+    assert len(rows(session_factory)) == 2
+
+
 def test_add_many_adds_every_event_in_order(
     session_factory: sessionmaker[Session], make_event: Callable[..., Event]
 ) -> None:

@@ -78,9 +78,20 @@ class World:
 
 @pytest.fixture()
 def worlds(tmp_path: Path, keys: TestKeys, monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
-    """``run(batches, completions)``: the batches whole through one database and a command at a
-    time through the other, enrollments completed between batches alike; outcomes and states
-    must agree, and no batch may fall back to a command at a time (its handler failing)."""
+    """:func:`compare` on two SQLite databases."""
+    urls = [f"sqlite:///{tmp_path / name}.sqlite3" for name in ("one", "many")]
+
+    def run(batches: list[list[Event]], completions: list[list[int]] | None = None) -> None:
+        compare(urls, keys, tmp_path, monkeypatch, batches, completions=completions or [])
+
+    return run
+
+
+def compare(urls: list[str], keys: TestKeys, var_dir: Path, monkeypatch: pytest.MonkeyPatch,
+            batches: list[list[Event]], *, completions: list[list[int]]) -> None:  # fmt: skip
+    """The batches a command at a time through the first database and whole through the other,
+    enrollments completed between batches alike: outcomes and states must agree, and no batch
+    may fall back to a command at a time (which it does when its handler fails)."""
     assign_all = commands._assign_all
 
     def unfailing(session: Any, resolved: Any) -> None:
@@ -90,34 +101,31 @@ def worlds(tmp_path: Path, keys: TestKeys, monkeypatch: pytest.MonkeyPatch) -> C
             pytest.fail(f"the batch failed: {exc!r}")
 
     monkeypatch.setattr(commands, "_assign_all", unfailing)
+    one, many = (_world(url, keys, var_dir / name) for url, name in zip(urls, ("one", "many"), strict=True))
+    for n, batch in enumerate(batches):
+        expected = one.deliver(batch, whole=False)
+        assert many.deliver(batch, whole=True) == expected
+        for world in (one, many):
+            world.complete(completions[n] if n < len(completions) else [])
+    batched, alone = _state(many.url), _state(one.url)
+    for table, rows in alone.items():
+        differing = ([r for r in batched[table] if r not in rows], [r for r in rows if r not in batched[table]])
+        assert differing == ([], []), f"{table}: batched, one by one"
 
-    def make(name: str) -> World:
-        url = f"sqlite:///{tmp_path / name}.sqlite3"
-        migrations.upgrade(SERVICE.migrations, url)
-        base = Settings.from_env("enrollment", env={})
-        settings = dataclasses.replace(base, database_url=url, issuer=TEST_ISSUER, var_dir=tmp_path / name)
-        bus = Bus(SERVICE.processor(SERVICE.runtime(settings, keys)))
-        for user in USERS:
-            bus.user(user)
-        for n, course in enumerate(COURSES):
-            bus.course(course, [new_id()], title=f"Course {n}")
-        for program, courses in PROGRAMS.items():
-            bus.program(program, courses)
-        return World(url, bus)
 
-    def run(batches: list[list[Event]], completions: list[list[int]] | None = None) -> None:
-        one, many = make("one"), make("many")
-        for n, batch in enumerate(batches):
-            expected = one.deliver(batch, whole=False)
-            assert many.deliver(batch, whole=True) == expected
-            for world in (one, many):
-                world.complete((completions or [])[n] if n < len(completions or []) else [])
-        batched, alone = _state(many.url), _state(one.url)
-        for table, rows in alone.items():
-            differing = ([r for r in batched[table] if r not in rows], [r for r in rows if r not in batched[table]])
-            assert differing == ([], []), f"{table}: batched, one by one"
-
-    return run
+def _world(url: str, keys: TestKeys, var_dir: Path) -> World:
+    """A migrated database with the users, courses and programs, and a processor on it."""
+    migrations.upgrade(SERVICE.migrations, url)
+    base = Settings.from_env("enrollment", env={})
+    settings = dataclasses.replace(base, database_url=url, issuer=TEST_ISSUER, var_dir=var_dir)
+    bus = Bus(SERVICE.processor(SERVICE.runtime(settings, keys)))
+    for user in USERS:
+        bus.user(user)
+    for n, course in enumerate(COURSES):
+        bus.course(course, [new_id()], title=f"Course {n}")
+    for program, courses in PROGRAMS.items():
+        bus.program(program, courses)
+    return World(url, bus)
 
 
 def _state(url: str) -> dict[str, list[str]]:

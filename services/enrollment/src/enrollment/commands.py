@@ -168,6 +168,8 @@ def _rounds(resolved: list[tuple[Event, dict[str, str]]]) -> list[_Round]:
         kind = (event.orgid, data["due_on"], data["mandatory"], data.get("cycle"))
         courses, programs = list(dict.fromkeys(data["course_ids"])), list(dict.fromkeys(data["program_ids"]))
         targets = set(courses + programs)
+        if not targets:  # nothing to assign: no round (and no empty VALUES list) for it
+            continue
         after = [n for n, named, program in earlier.get(user, []) if program or programs or named & targets]
         start = max(after, default=-1) + 1
         index = next((n for n in range(start, len(rounds)) if rounds[n].takes(kind, courses, programs)), None)

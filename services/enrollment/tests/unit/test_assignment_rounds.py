@@ -182,6 +182,7 @@ def test_repeats_programs_and_cycles_in_one_batch_follow_the_order_of_the_comman
         training(user, [c3], [], key="h", cycle=1),  # after cycle 2: nothing
         training(other, [c0], [], key="i", due_on="2030-02-01"),
         training(other, [c2], [], key="j"),
+        training(other, [], [], key="k"),  # names nothing: has no effect
     ]
     worlds([batch])
 

@@ -147,7 +147,7 @@ def _insert_assignments(
     now: datetime,
 ) -> int:
     """One ``INSERT ... SELECT`` of every (user, item) pair (the users are read once, not per
-    item); how many it inserted."""
+    item), or of the pairs ``users`` names when it has a ``target_id``; how many it inserted."""
     targets = {item["course_id"] or item["program_id"]: item for item in items}  # one row per target
     if not targets:
         return 0
@@ -172,9 +172,13 @@ def _insert_assignments(
         next_cycle = case((func.max(a.cycle) >= cycle, None), else_=literal(cycle, Integer))
     # OFFSET 0 keeps PostgreSQL from pulling the subquery up, which would evaluate the lookup
     # twice per pair (in the filter and in the inserted row).
+    # Commands name their own (user, target) pairs (commands._users_with_keys); the API gives
+    # every item to every user.
+    paired = "target_id" in users.c
+    user_columns = [c for c in users.c if c.name != "target_id"]
     pairs = (
-        select(users, chosen, select(next_cycle).where(earlier).scalar_subquery().label("next_cycle"))
-        .select_from(users.join(chosen, true()))
+        select(*user_columns, chosen, select(next_cycle).where(earlier).scalar_subquery().label("next_cycle"))
+        .select_from(users.join(chosen, users.c.target_id == chosen.c.target_id if paired else true()))
         .offset(0)
         .subquery("pairs")
     )
@@ -189,7 +193,7 @@ def _insert_assignments(
         literal(due_on, Date),
         literal(mandatory),
         pairs.c.next_cycle,
-        # A batch of commands names each user's own key (see commands.handle_assignments).
+        # A batch of commands names each pair's own key (see commands._users_with_keys).
         pairs.c.natural_key if "natural_key" in users.c else literal(natural_key),
         literal(now, UTCDateTime),
         literal(batch),

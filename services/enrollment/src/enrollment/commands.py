@@ -12,6 +12,7 @@ over a batch's consecutive commands of one type together (:func:`handle`).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -114,43 +115,85 @@ def _first_times(session: Session, events: list[Event]) -> list[Event]:
 
 
 def _assign_all(session: Session, resolved: list[tuple[Event, dict[str, str]]]) -> None:
-    rounds: dict[tuple[Any, ...], list[dict[str, str]]] = {}
+    for round_ in _rounds(resolved):
+        org, due_on, mandatory, cycle = round_.kind
+        items = assignments.items_for(session, {org}, list(round_.courses), round_.programs)
+        assignments.assign(
+            session, org, _users_with_keys(session, org, round_.pairs), items, due_on=date.fromisoformat(due_on),
+            mandatory=mandatory, cycle=cycle, cause="automation",
+        )  # fmt: skip
+
+
+ROUND = 400  # (user, target) pairs per set-based assignment
+
+
+@dataclass
+class _Round:
+    """The (user, target) pairs of one set-based assignment, each with its command's natural key."""
+
+    kind: tuple[str, str, bool, int | None]  # org, due_on, mandatory, cycle
+    courses: dict[str, None] = field(default_factory=dict)
+    programs: list[str] = field(default_factory=list)
+    pairs: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def takes(self, kind: tuple[str, str, bool, int | None], courses: list[str], programs: list[str]) -> bool:
+        """Whether a command fits: same kind, room left, and its programs joined in its own
+        order (a round joins its programs one after the other, in the order it lists them)."""
+        if self.kind != kind or (self.pairs and len(self.pairs) + len(courses) + len(programs) > ROUND):
+            return False
+        listed = self.programs + [program for program in programs if program not in self.programs]
+        return [program for program in listed if program in programs] == programs
+
+    def add(self, user: str, courses: list[str], programs: list[str], natural_key: str) -> None:
+        self.courses.update(dict.fromkeys(courses))
+        self.programs += [program for program in programs if program not in self.programs]
+        self.pairs.update({(user, target): natural_key for target in courses + programs})
+
+
+def _rounds(resolved: list[tuple[Event, dict[str, str]]]) -> list[_Round]:
+    """The rounds that carry out the commands, in order: one per (org, due_on, mandatory, cycle)
+    unless a user's commands must follow one another.
+
+    A command goes to a round after those of the same user's earlier commands it depends on:
+    one naming a target of it (which sees what the earlier one assigned), and, either of them
+    naming a program, any (a program and a course or another program may open the same
+    enrollment, whose first source is the one carried out first; a round joins programs before
+    it enrolls in courses). Every other pair of a user is independent of the others, and users
+    of each other, so a batch gets the rows and events of its commands one after the other.
+    """
+    rounds: list[_Round] = []
+    earlier: dict[str, list[tuple[int, set[str], bool]]] = {}  # user -> (round, targets, names a program)
     for event, person in resolved:
-        data = event.data
-        kind = (event.orgid, tuple(data["course_ids"]), tuple(data["program_ids"]), data["due_on"], data["mandatory"],
-                data.get("cycle"))  # fmt: skip
-        _add_to_round(rounds.setdefault(kind, []), person["user_id"], data["natural_key"])
-    for (org, course_ids, program_ids, due_on, mandatory, cycle), groups in rounds.items():
-        items = assignments.items_for(session, {org}, list(course_ids), list(program_ids))
-        for group in groups:
-            assignments.assign(
-                session, org, _users_with_keys(session, org, group), items, due_on=date.fromisoformat(due_on),
-                mandatory=mandatory, cycle=cycle, cause="automation",
-            )  # fmt: skip
+        data, user = event.data, person["user_id"]
+        kind = (event.orgid, data["due_on"], data["mandatory"], data.get("cycle"))
+        courses, programs = list(dict.fromkeys(data["course_ids"])), list(dict.fromkeys(data["program_ids"]))
+        targets = set(courses + programs)
+        if not targets:  # nothing to assign: no round (and no empty VALUES list) for it
+            continue
+        after = [n for n, named, program in earlier.get(user, []) if program or programs or named & targets]
+        start = max(after, default=-1) + 1
+        index = next((n for n in range(start, len(rounds)) if rounds[n].takes(kind, courses, programs)), None)
+        if index is None:
+            index = len(rounds)
+            rounds.append(_Round(kind))
+        rounds[index].add(user, courses, programs, data["natural_key"])
+        earlier.setdefault(user, []).append((index, targets, bool(programs)))
+    return rounds
 
 
-ROUND = 400  # users per set-based assignment
-
-
-def _add_to_round(rounds: list[dict[str, str]], user_id: str, natural_key: str) -> None:
-    """A user named twice goes to a later round, which sees what the earlier one assigned."""
-    for group in rounds:
-        if len(group) < ROUND and user_id not in group:
-            group[user_id] = natural_key
-            return
-    rounds.append({user_id: natural_key})
-
-
-def _users_with_keys(session: Session, org: str, group: dict[str, str]) -> Any:
-    """The org's active users of ``group``, each with the natural key of its command."""
+def _users_with_keys(session: Session, org: str, pairs: dict[tuple[str, str], str]) -> Any:
+    """The org's active users of ``pairs``, one row per (user, target) with its command's natural key."""
     keyed: Any
+    rows = [(user, target, key) for (user, target), key in pairs.items()]
     if is_postgres(session):
-        keyed = values(column("user_id", String), column("natural_key", String), name="keyed").data(list(group.items()))
+        columns = (column("user_id", String), column("target_id", String), column("natural_key", String))
+        keyed = values(*columns, name="keyed").data(rows)
     else:  # SQLite has no VALUES with column names (and at most 500 terms in a compound select)
-        rows = (
-            select(literal(user, String).label("user_id"), literal(key, String).label("natural_key"))
-            for user, key in group.items()
-        )
-        keyed = union_all(*rows).subquery("keyed")
-    users = assignments.users_query(org, None, None, None).add_columns(keyed.c.natural_key)
+        selects = (
+            select(literal(user, String).label("user_id"), literal(target, String).label("target_id"),
+                   literal(key, String).label("natural_key"))
+            for user, target, key in rows
+        )  # fmt: skip
+        keyed = union_all(*selects).subquery("keyed")
+    users = assignments.users_query(org, None, None, None).add_columns(keyed.c.target_id, keyed.c.natural_key)
     return users.join(keyed, keyed.c.user_id == User.id)

@@ -677,3 +677,25 @@ def test_random_small_batches_give_the_rows_and_events_of_the_set_based_path_on_
         factories = [database(stack.enter_context(scratch_database(postgres_admin_url))) for _ in range(2)]
         stack.callback(lambda: [factory.kw["bind"].dispose() for factory in factories])
         compare_paths(factories, seed)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_random_assignment_command_batches_have_the_outcome_of_one_at_a_time_on_postgres(
+    postgres_admin_url, tmp_path, monkeypatch, seed
+):
+    import random
+    import sys
+    from contextlib import ExitStack
+    from pathlib import Path
+
+    from lms_common.testing import scratch_database
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "unit"))
+    from test_assignment_rounds import _random_batches, compare
+
+    rng = random.Random(seed)
+    batches = list(_random_batches(rng))
+    with ExitStack() as stack:
+        urls = [stack.enter_context(scratch_database(postgres_admin_url)) for _ in range(2)]
+        completions = [rng.sample(range(20), 4) for _ in batches]
+        compare(urls, TestKeys(), tmp_path, monkeypatch, batches, completions=completions)

@@ -10,7 +10,7 @@ import json
 import random
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -185,6 +185,8 @@ def _plain(item: Any, names: dict[str, str], key: str = "") -> Any:
         return [_plain(v, names) for v in item]
     if isinstance(item, datetime) or (item is not None and key.endswith("_at")):
         return "<time>"
+    if isinstance(item, date):
+        return item.isoformat()
     return names.get(item, item) if isinstance(item, str) else item
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
+import jsonschema_rs
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import best_match
 
@@ -185,12 +186,52 @@ class EventType:
         return f"{self.domain}.{self.name}"
 
 
+def _format_test(check: Callable[[object], bool]) -> Callable[[str], bool]:
+    """One of our format checks as a yes/no test, for the compiled validator."""
+
+    def test(value: str) -> bool:
+        try:
+            return check(value)
+        except ValueError:
+            return False
+
+    return test
+
+
+# The same four formats, with the same code, for the compiled validator: it must never accept
+# what the reference validator refuses.
+_FAST_FORMATS = {
+    name: _format_test(check)
+    for name, check in (("date", _is_date), ("date-time", _is_date_time), ("uuid", _is_uuid), ("email", _is_email))
+}
+
+
+def _fast_validator(schema: Mapping[str, Any]) -> Callable[[Any], bool]:
+    """``is_valid`` of the schema compiled by jsonschema-rs: about 20 times cheaper than the
+    reference validator, whose walk was the largest single cost of consuming an event."""
+    compiled = jsonschema_rs.Draft202012Validator(dict(schema), validate_formats=True, formats=_FAST_FORMATS)
+
+    def is_valid(data: Any) -> bool:
+        try:
+            return bool(compiled.is_valid(data))
+        except (ValueError, TypeError, OverflowError):  # a value JSON cannot hold: ask the reference
+            return False
+
+    return is_valid
+
+
 class EventCatalog:
-    """The known event types by name, each with a compiled validator for its payload."""
+    """The known event types by name, each with compiled validators for its payload.
+
+    A payload the fast validator accepts is valid; any other goes to the reference validator
+    (python-jsonschema), which decides and gives the reason. Tests hold the two to the same
+    verdicts.
+    """
 
     def __init__(self, types: Iterable[EventType] = ()):
         self._types: dict[str, EventType] = {}
         self._validators: dict[str, Callable[[Any], Any]] = {}
+        self._fast: dict[str, Callable[[Any], bool]] = {}
         for event_type in types:
             self.register(event_type)
 
@@ -199,6 +240,7 @@ class EventCatalog:
         validator = Draft202012Validator(event_type.schema, format_checker=FORMATS)
         self._types[event_type.name] = event_type
         self._validators[event_type.name] = validator.iter_errors
+        self._fast[event_type.name] = _fast_validator(event_type.schema)
         return event_type
 
     def __contains__(self, name: object) -> bool:
@@ -219,6 +261,8 @@ class EventCatalog:
     def validate(self, event: Event) -> Event:
         """Check the event's payload against its type's schema; raise with the first reason."""
         self.get(event.type)
+        if self._fast[event.type](event.data):
+            return event
         error = best_match(self._validators[event.type](event.data))
         if error is not None:
             where = "/".join(str(part) for part in error.absolute_path) or "(root)"

@@ -197,22 +197,40 @@ class Consumer:
                 if self._stopping.is_set():
                     return  # unacked: the broker hands the batch to the next consumer
         faults.maybe_crash("worker_after_commit")
-        for delivery, result in zip(batch, results, strict=True):
-            self._settle(channel, dead_channel, delivery, result)
+        done = [
+            delivery.tag
+            for delivery, result in zip(batch, results, strict=True)
+            if self._settle(dead_channel, delivery, result)
+        ]
+        self._acknowledge(channel, done)
 
-    def _settle(
-        self, channel: BlockingChannel, dead_channel: BlockingChannel, delivery: Delivery, result: Result
-    ) -> None:
+    def _settle(self, dead_channel: BlockingChannel, delivery: Delivery, result: Result) -> bool:
+        """Dead-letter or hold the delivery for a retry as its result says; True when it is done
+        with and may be acknowledged."""
         if result.outcome is Outcome.RETRY:
             delivery.attempts += 1
             if delivery.attempts < self.settings.consumer_max_attempts:
                 self._schedule_retry(delivery)
-                return
+                return False
             result = Result(Outcome.DEAD_LETTER, f"failed {delivery.attempts} times; last error: {result.reason}")
             metrics.record_consumed(self.settings.service, "retries_exhausted", Outcome.DEAD_LETTER.value)
         if result.outcome is Outcome.DEAD_LETTER:
             self._dead_letter(dead_channel, delivery, result.reason or "unknown")
-        channel.basic_ack(delivery.tag)
+        return True
+
+    def _acknowledge(self, channel: BlockingChannel, tags: list[int]) -> None:
+        """One ack for the batch (``multiple``: every delivery up to its last tag) when nothing
+        before that tag is held for a retry; otherwise one ack per delivery, since ``multiple``
+        would settle the held ones too. Deliveries still buffered came later, with higher tags.
+        An ack per message was a third of a busy consumer's CPU."""
+        if not tags:
+            return
+        last = max(tags)
+        if any(held.tag < last for _, _, held in self._retries):
+            for tag in tags:
+                channel.basic_ack(tag)
+        else:
+            channel.basic_ack(last, multiple=True)
 
     def _schedule_retry(self, delivery: Delivery) -> None:
         base = self.settings.consumer_retry_base_seconds

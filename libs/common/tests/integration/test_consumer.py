@@ -148,3 +148,33 @@ def test_a_handler_slower_than_the_heartbeat_keeps_its_connection(
         assert consumer.connected.is_set()
     assert consumed("duplicate") == duplicates_before, "never redelivered: heartbeats kept flowing"
     assert effects(runtime) == Counter({event.id: 1})
+
+
+def test_a_delivery_held_for_a_retry_stays_unacknowledged_while_later_ones_are_acknowledged(
+    settings: Settings, runtime: Runtime, bus: Bus
+) -> None:
+    """A batch is acknowledged with one ack for its last tag only when nothing before it waits
+    for a retry: that ack would settle the waiting delivery too, and a consumer stopping before
+    the retry would lose it."""
+    held, later = ping(1, fail_times=2), [ping(n) for n in range(2, 12)]  # fails in the batch and alone
+    for event in [held, *later]:
+        bus.publish_event(event)
+    slow_retry = replace(settings, consumer_retry_base_seconds=60)
+    with consuming(slow_retry, runtime):
+        wait_until(lambda: all(effects(runtime)[event.id] == 1 for event in later), timeout=20)
+        more = [ping(n) for n in range(12, 20)]  # a batch of its own, after the held delivery
+        for event in more:
+            bus.publish_event(event)
+        wait_until(lambda: all(effects(runtime)[event.id] == 1 for event in more), timeout=20)
+        time.sleep(0.5)  # the acks reach the broker
+    time.sleep(1)
+    left = bus.channel.queue_declare(settings.queue, passive=True).method.message_count
+    assert left == 1, "only the delivery waiting for its retry went back to the queue"
+    assert held.id not in effects(runtime)
+
+    with consuming(settings, runtime):  # this process failed it once already: now it succeeds
+        wait_until(lambda: effects(runtime)[held.id] == 1, timeout=20)
+    counts = effects(runtime)
+    assert set(counts) == {event.id for event in [held, *later, *more]}
+    assert set(counts.values()) == {1}
+    assert bus.channel.queue_declare(settings.queue, passive=True).method.message_count == 0

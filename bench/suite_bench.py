@@ -203,6 +203,17 @@ def _print_handler_time(suite) -> None:  # type: ignore[no-untyped-def]
             n = counts.get(event_type, 0)
             if n >= 100:
                 print(f"    {service:<10} {event_type:<24} {n:>8.0f} {seconds:>8.1f} s {1000 * seconds / n:>7.2f}")
+        _print_batch_sizes(service, text)
+
+
+def _print_batch_sizes(service: str, metrics_text: str) -> None:
+    """How many deliveries each transaction took on average: the worker's fixed costs are per batch."""
+    found = dict(re.findall(r"lms_consumer_batch_deliveries_(sum|count)\{[^}]*\} (\S+)", metrics_text))
+    batches = float(found.get("count", 0))
+    if batches:
+        deliveries = float(found["sum"])
+        mean = deliveries / batches
+        print(f"    {service:<10} {'(batches)':<24} {batches:>8.0f}   {mean:>6.1f} deliveries per batch")
 
 
 def _merge(into: dict[str, float], peaks: dict[str, float]) -> None:

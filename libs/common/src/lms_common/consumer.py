@@ -184,6 +184,7 @@ class Consumer:
         batch: list[Delivery],
     ) -> None:
         backoff = Backoff()
+        metrics.CONSUMER_BATCH.labels(self.settings.service).observe(len(batch))
         while True:
             future = self._run_in_handler_thread(connection, batch)
             try:

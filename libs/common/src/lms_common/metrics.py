@@ -39,6 +39,12 @@ HANDLING = Histogram(
     ["service", "event_type"],
     buckets=LATENCY_BUCKETS,
 )
+CONSUMER_BATCH = Histogram(
+    "lms_consumer_batch_deliveries",
+    "Deliveries handled in one transaction: small batches under load mean the worker pays its fixed costs per event",
+    ["service"],
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500),
+)
 CONSUMER_BATCHES_FAILED = Counter(
     "lms_consumer_batch_failures_total", "Batches rolled back because the database failed", ["service"]
 )

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine, func, select, text
+from sqlalchemy import Engine, Integer, String, and_, create_engine, func, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
@@ -24,6 +24,7 @@ from lms_common.db import (
     make_session_factory,
     raw_reads,
     session_scope,
+    unnested,
 )
 
 
@@ -127,3 +128,28 @@ def test_a_connection_lost_under_raw_reads_is_dropped_and_counted(postgres_url: 
     with raw_reads(engine) as reads:
         assert backend.rows(reads, {})  # a fresh connection
     engine.dispose()
+
+
+def test_unnested_rows_join_like_the_rows_themselves_under_one_cached_statement(postgres_url: str) -> None:
+    engine = make_engine(postgres_url)
+    keys = [("org-1", "a"), ("org-1", "it's"), ("org-2", "ü-ß"), ("org-1", "a")]
+    stored = [("org-1", "a", 1), ("org-1", "it's", 2), ("org-2", "b", 3)]
+    table = (
+        text("SELECT * FROM (VALUES ('org-1', 'a', 1), ('org-1', 'it''s', 2), ('org-2', 'b', 3)) AS t(o, k, n)")
+        .columns(o=String(), k=String(), n=Integer())
+        .subquery()
+    )
+    try:
+        with engine.connect() as connection:
+            statements = set()
+            for batch in (keys, keys[:1], []):
+                wanted = unnested("wanted", [("org", String()), ("key", String())], batch)
+                query = select(table.c.n).join(wanted, and_(table.c.o == wanted.c.org, table.c.k == wanted.c.key))
+                statements.add(str(query.compile(engine)))
+                found = sorted(connection.execute(query).scalars())
+                assert found == sorted(n for o, k, n in stored for key in batch if (o, k) == key)
+            assert len(statements) == 1, "every batch runs the same statement text"
+            counted = unnested("counted", [("n", Integer())], [(1,), (2,)])
+            assert connection.execute(select(func.sum(counted.c.n))).scalar_one() == 3
+    finally:
+        engine.dispose()

@@ -24,7 +24,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 import structlog
-from sqlalchemy import Select, and_, column, insert, select, tuple_, values
+from sqlalchemy import Select, and_, insert, select, tuple_
 from sqlalchemy.orm import Session
 
 from automation import commands, evaluation, metrics, sending
@@ -33,7 +33,7 @@ from automation.evaluation import DEFAULT_INVOICE, DUPLICATE, EMITTED
 from automation.models import Effect, Employment, OrgSettings, Rule, Run, SourceEvent
 from automation.rules import DAILY_TICK, TRIGGERS
 from automation.sending import Checked
-from lms_common.db import is_postgres, new_id, utcnow
+from lms_common.db import is_postgres, new_id, unnested, utcnow
 from lms_common.envelope import Event
 from lms_common.processing import correlation_of, event_correlation
 from lms_common.statistics import StatisticsKeeper
@@ -187,15 +187,16 @@ def _runs(session: Session, events: list[Event], rule_keys: list[str]) -> set[tu
 def among(session: Session, query: AnySelect, keys: list[tuple[Any, ...]]) -> AnySelect:
     """``query`` narrowed to rows whose selected columns equal one of ``keys``.
 
-    On PostgreSQL the keys are joined as a VALUES list, probed one by one in the index of those
-    columns. An IN list per column lets the planner, whenever statistics lag behind the table
-    (a burst of onboardings grows it faster than autovacuum analyzes it), read the index by the
-    organization alone and filter every row of the organization: a cost that grows with the table.
+    On PostgreSQL the keys are joined as unnested arrays (:func:`lms_common.db.unnested`), probed
+    one by one in the index of those columns. An IN list per column lets the planner, whenever
+    statistics lag behind the table (a burst of onboardings grows it faster than autovacuum
+    analyzes it), read the index by the organization alone and filter every row of the
+    organization: a cost that grows with the table.
     """
     columns = list(query.selected_columns)
     if not is_postgres(session):  # SQLite plans row values by the index as well
         return query.where(tuple_(*columns).in_(keys))
-    wanted = values(*(column(f"k{n}", c.type) for n, c in enumerate(columns)), name="wanted").data(keys)
+    wanted = unnested("wanted", [(f"k{n}", c.type) for n, c in enumerate(columns)], keys)
     return query.join(wanted, and_(*(c == wanted.c[f"k{n}"] for n, c in enumerate(columns))))
 
 

@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import String, column, literal, select, union_all, values
+from sqlalchemy import String, literal, select, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from enrollment import assignments, grants, purchases, replica
 from enrollment.models import CommandKey, PendingCommand, User
-from lms_common.db import is_postgres
+from lms_common.db import is_postgres, unnested
 from lms_common.envelope import Event
 
 Runner = Callable[[Session, str, Mapping[str, Any], Mapping[str, str]], None]
@@ -186,8 +186,7 @@ def _users_with_keys(session: Session, org: str, pairs: dict[tuple[str, str], st
     keyed: Any
     rows = [(user, target, key) for (user, target), key in pairs.items()]
     if is_postgres(session):
-        columns = (column("user_id", String), column("target_id", String), column("natural_key", String))
-        keyed = values(*columns, name="keyed").data(rows)
+        keyed = unnested("keyed", [("user_id", String()), ("target_id", String()), ("natural_key", String())], rows)
     else:  # SQLite has no VALUES with column names (and at most 500 terms in a compound select)
         selects = (
             select(literal(user, String).label("user_id"), literal(target, String).label("target_id"),

@@ -35,6 +35,7 @@ from lms_common import faults, inbox, metrics
 from lms_common.context import correlation
 from lms_common.db import session_scope
 from lms_common.envelope import Event, EventCatalog, InvalidEvent, decode
+from lms_common.statistics import StatisticsKeeper
 
 log = structlog.get_logger("lms.consumer")
 
@@ -123,11 +124,13 @@ class MessageProcessor:
         *,
         max_body_bytes: int = MAX_BODY_BYTES,
         batch_handlers: Mapping[str, BatchHandler] | None = None,
+        statistics: StatisticsKeeper | None = None,
     ):
         self.service = service
         self.session_factory = session_factory
         self.handlers = dict(handlers)
         self.batch_handlers = dict(batch_handlers or {})
+        self.statistics = statistics
         self.catalog = catalog
         self.max_body_bytes = max_body_bytes
 
@@ -184,6 +187,8 @@ class MessageProcessor:
             if not isolate:
                 self._flush(session)
             inbox.forget(session, failed)
+            if self.statistics is not None:  # before the next batch's lookups grow with the tables
+                self.statistics.refresh(session)
         return [result for result in results if result is not None]
 
     def _groups(self, events: list[tuple[int, Event]], *, isolate: bool) -> Iterator[list[tuple[int, Event]]]:

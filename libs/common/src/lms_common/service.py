@@ -36,6 +36,7 @@ from lms_common.logging import configure_logging
 from lms_common.messaging import ConfirmingPublisher, Topology, connection_parameters
 from lms_common.processing import BatchHandler, Handler, MessageProcessor
 from lms_common.relay import ListenWaker, PollWaker, Relay, Waker
+from lms_common.statistics import StatisticsKeeper
 
 log = structlog.get_logger("lms.service")
 
@@ -63,6 +64,8 @@ class ServiceDefinition:
     batch_handlers: Mapping[str, BatchHandler] = field(default_factory=dict)
     extra_bindings: Sequence[str] = ()
     catalog: EventCatalog = SUITE_EVENTS
+    # The tables the handlers' lookups read, analyzed by the worker as they grow.
+    statistics: StatisticsKeeper | None = None
 
     @property
     def all_handlers(self) -> dict[str, Handler]:
@@ -105,7 +108,12 @@ class ServiceDefinition:
 
     def processor(self, rt: Runtime) -> MessageProcessor:
         return MessageProcessor(
-            self.name, rt.session_factory, self.all_handlers, self.catalog, batch_handlers=self.batch_handlers
+            self.name,
+            rt.session_factory,
+            self.all_handlers,
+            self.catalog,
+            batch_handlers=self.batch_handlers,
+            statistics=self.statistics,
         )
 
     def run_worker(self, settings: Settings) -> None:

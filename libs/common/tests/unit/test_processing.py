@@ -28,6 +28,7 @@ from lms_common.processing import (
     event_correlation,
 )
 from lms_common.relay import Relay
+from lms_common.statistics import StatisticsKeeper
 
 QUEUE = "test"
 HANDLED, DUPLICATE, RETRY, DEAD = Outcome.HANDLED, Outcome.DUPLICATE, Outcome.RETRY, Outcome.DEAD_LETTER
@@ -508,3 +509,36 @@ def test_a_batch_handler_publishes_each_event_under_its_own_correlation(
     )
     assert outcomes(bus, processor) == [HANDLED, HANDLED]
     assert outbox_headers(session_factory, "UserDisabled") == [{"x-request-id": "r1"}, {"x-request-id": "r2"}]
+
+
+# --- planner statistics -----------------------------------------------------------------------
+
+
+class RecordingKeeper(StatisticsKeeper):
+    """Notes each look at the tables, and whether the batch's writes were there to be seen."""
+
+    def __init__(self) -> None:
+        super().__init__(("disabled_users",), lock=1)
+        self.looks: list[list[str]] = []
+
+    def refresh(self, session: Session) -> list[str]:
+        self.looks.append(list(session.scalars(select(DisabledUser.user_id).order_by(DisabledUser.user_id))))
+        return []
+
+
+@pytest.mark.parametrize("batch_size", [100, 2])
+def test_the_tables_are_looked_at_once_per_batch_inside_its_transaction(
+    bus: InMemoryBus,
+    session_factory: sessionmaker[Session],
+    offboarded: Callable[[str], Event],
+    batch_size: int,
+) -> None:
+    keeper = RecordingKeeper()
+    handle = MessageProcessor(
+        "test", session_factory, {"EmployeeOffboarded": disable_employee}, SUITE_EVENTS, statistics=keeper
+    )
+    for n in (1, 2, 3):
+        bus.publish_event(offboarded(f"E-{n}"), SUITE_EVENTS)
+    assert outcomes(bus, handle, batch_size=batch_size) == [HANDLED] * 3
+    expected = [["E-1", "E-2", "E-3"]] if batch_size == 100 else [["E-1", "E-2"], ["E-1", "E-2", "E-3"]]
+    assert keeper.looks == expected

@@ -118,7 +118,6 @@ def evaluate_batch(session: Session, events: list[Event]) -> None:
             rest = rest[1:]
     for event in rest:
         evaluate_alone(session, event, reason="single")
-    KEEPER.refresh(session)  # before the next batch's lookups grow with the tables
 
 
 def evaluate_alone(session: Session, event: Event, *, reason: str) -> None:

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from automation.api import BLUEPRINTS
+from automation.batch import KEEPER
 from automation.handlers import BATCH_HANDLERS, HANDLERS
 from lms_common.service import ServiceDefinition
 
@@ -13,4 +14,5 @@ SERVICE = ServiceDefinition(
     blueprints=BLUEPRINTS,
     handlers=HANDLERS,
     batch_handlers=BATCH_HANDLERS,
+    statistics=KEEPER,
 )

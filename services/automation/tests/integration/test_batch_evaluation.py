@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,6 @@ from batch_helpers import (
     provisioned,
 )
 
-from automation import batch
 from lms_common import migrations
 from lms_common.config import Settings
 from lms_common.statistics import StatisticsKeeper
@@ -66,14 +66,13 @@ def test_mixed_batches_have_the_same_outcome_on_postgresql(postgres):
     assert {row[6] for row in one_by_one.tables()["runs"]} == {"succeeded", "duplicate", "not_matched", "failed"}
 
 
-def test_the_worker_analyzes_runs_and_effects_as_they_grow(postgres, monkeypatch):
+def test_the_worker_analyzes_runs_and_effects_as_they_grow(postgres):
     """Autovacuum may be off or a minute behind a burst: after a batch, the worker analyzes the
     tables its lookups join once they changed by autovacuum's threshold, so the next batches'
     lookups are planned against the real tables rather than scanning them whole."""
     now = [0.0]
     keeper = StatisticsKeeper(("runs", "effects", "employments", "source_events"), lock=1, clock=lambda: now[0])
-    monkeypatch.setattr(batch, "KEEPER", keeper)
-    worker = Worker(SERVICE, postgres("set_based"), TestKeys())
+    worker = Worker(replace(SERVICE, statistics=keeper), postgres("set_based"), TestKeys())
     hires = (onboarded(f"E-{n}", "2026-12-01") for n in range(1000))
     assert {outcome for outcome, _ in worker.process([delivery(next(hires)) for _ in range(200)])} == {"handled"}
 
@@ -93,13 +92,13 @@ def test_the_worker_analyzes_runs_and_effects_as_they_grow(postgres, monkeypatch
     assert analyzed("runs") and analyzed("source_events")
 
 
-def test_a_lone_invoice_paid_costs_nine_statements_on_postgresql(postgres, monkeypatch):
+def test_a_lone_invoice_paid_costs_nine_statements_on_postgresql(postgres):
     """The event-latency path: a lone InvoicePaid goes the per-event way. Its two grants and the
     runs of the default and of the organization's invoice rule are written in final state, with
     no savepoint: 9 statements, where inserting each run, then updating it twice in a savepoint,
     with a lookup per grant, took 22."""
-    monkeypatch.setattr(batch, "KEEPER", StatisticsKeeper(("runs",), lock=1, clock=lambda: 0.0))
-    worker = Worker(SERVICE, postgres("lone"), TestKeys())
+    keeper = StatisticsKeeper(("runs",), lock=1, clock=lambda: 0.0)
+    worker = Worker(replace(SERVICE, statistics=keeper), postgres("lone"), TestKeys())
     worker.process([delivery(paid("INV-0"))])  # the keeper's look at its tables, once
     statements: list[str] = []
     sql_event.listen(worker.runtime.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))

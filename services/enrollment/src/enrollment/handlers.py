@@ -138,17 +138,7 @@ KEEPER = StatisticsKeeper(
 )  # fmt: skip
 
 
-def keeping_statistics(handler: BatchHandler) -> BatchHandler:
-    """``handler``, then a look at the tables' statistics in the same transaction."""
-
-    def handle(session: Session, events: list[Event]) -> None:
-        handler(session, events)
-        KEEPER.refresh(session)
-
-    return handle
-
-
 BATCH_HANDLERS: dict[str, BatchHandler] = {
-    **dict.fromkeys(commands.RUNNERS, keeping_statistics(commands.handle)),
-    "UserProvisioned": keeping_statistics(on_users_provisioned),
+    **dict.fromkeys(commands.RUNNERS, commands.handle),
+    "UserProvisioned": on_users_provisioned,
 }

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from enrollment.api import BLUEPRINTS
-from enrollment.handlers import BATCH_HANDLERS, HANDLERS
+from enrollment.handlers import BATCH_HANDLERS, HANDLERS, KEEPER
 from lms_common.service import ServiceDefinition
 
 SERVICE = ServiceDefinition(
@@ -13,4 +13,5 @@ SERVICE = ServiceDefinition(
     blueprints=BLUEPRINTS,
     handlers=HANDLERS,
     batch_handlers=BATCH_HANDLERS,
+    statistics=KEEPER,
 )

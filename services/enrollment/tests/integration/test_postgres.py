@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -524,7 +525,7 @@ def test_a_batch_numbers_its_rows_in_insertion_order_and_leaves_the_planner_as_i
     engine.dispose()
 
 
-def test_the_worker_analyzes_its_users_and_enrollments_as_they_grow(settings, monkeypatch):
+def test_the_worker_analyzes_its_users_and_enrollments_as_they_grow(settings):
     """Autovacuum may be off or a minute behind a burst: after a batch, the worker analyzes the
     tables its lookups read once they changed by autovacuum's threshold."""
     from enrollment import handlers
@@ -532,8 +533,7 @@ def test_the_worker_analyzes_its_users_and_enrollments_as_they_grow(settings, mo
 
     now = [0.0]
     keeper = StatisticsKeeper(handlers.KEEPER.tables, lock=1, clock=lambda: now[0])
-    monkeypatch.setattr(handlers, "KEEPER", keeper)
-    processor = SERVICE.processor(SERVICE.runtime(settings, TestKeys()))
+    processor = replace(SERVICE, statistics=keeper).processor(SERVICE.runtime(settings, TestKeys()))
     people = iter(new_id() for _ in range(1000))
 
     def provisioned(count: int) -> None:

@@ -261,7 +261,6 @@ class RunProvisioner:
                 with event_correlation(remaining[0]):
                     self.per_event(session, remaining[0])
                 remaining = remaining[1:]
-        KEEPER.refresh(session)  # before the next run's lookups grow with the table
 
     def _decide_run(self, session: Session, events: list[Event]) -> int:
         """Decide and write events until one needs the per-event handler; how many were."""

@@ -17,7 +17,7 @@ from identity import keys, mail
 from identity.api import directory, oauth, users
 from identity.bootstrap import bootstrap
 from identity.handlers import HANDLERS
-from identity.provisioning import BATCH_HANDLERS
+from identity.provisioning import BATCH_HANDLERS, KEEPER
 from lms_common.db import make_engine, make_session_factory, session_scope
 from lms_common.service import ServiceDefinition
 
@@ -28,6 +28,7 @@ SERVICE = ServiceDefinition(
     blueprints=(oauth.blp, users.blp, directory.blp),
     handlers=HANDLERS,
     batch_handlers=BATCH_HANDLERS,
+    statistics=KEEPER,
 )
 
 EXTRA_COMMANDS = ("rotate-keys", "send-mail")

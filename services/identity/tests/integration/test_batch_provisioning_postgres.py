@@ -3,11 +3,11 @@ they arrive, provisioned set-based with the per-event outcomes."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import select, text
 
-from identity import provisioning
 from identity.models import ProvisioningWarning, RoleAssignment, User
 from identity.service import SERVICE
 from lms_common.envelope import Event
@@ -71,14 +71,13 @@ def test_a_mixed_batch_on_postgres(world) -> None:
     ]
 
 
-def test_the_worker_analyzes_its_users_as_they_grow(world, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_the_worker_analyzes_its_users_as_they_grow(world) -> None:  # type: ignore[no-untyped-def]
     """Autovacuum may be off or a minute behind a burst: after a run, the worker analyzes the
     users once they changed by autovacuum's threshold, so the next runs' lookups are planned
     against the real table rather than scanning the organization."""
     now = [0.0]
     keeper = StatisticsKeeper(("users", "role_assignments"), lock=1, clock=lambda: now[0])
-    monkeypatch.setattr(provisioning, "KEEPER", keeper)
-    processor = SERVICE.processor(world.app.extensions["lms"])
+    processor = replace(SERVICE, statistics=keeper).processor(world.app.extensions["lms"])
     hires = (onboarded(f"E-{n}", f"e{n}@example.com", "NYC", world.org_id) for n in range(2000))
 
     def run_of(count: int) -> None:

@@ -52,7 +52,6 @@ def _apply_pending(session: Session) -> None:
         return
     try:
         apply(session, events)
-        KEEPER.refresh(session)
     except Exception as exc:
         if is_connection_failure(exc):
             raise

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from lms_common.service import ServiceDefinition
 from reporting.api import BLUEPRINTS
-from reporting.handlers import HANDLERS
+from reporting.handlers import HANDLERS, KEEPER
 
 SERVICE = ServiceDefinition(
     name="reporting",
@@ -14,4 +14,5 @@ SERVICE = ServiceDefinition(
     handlers=HANDLERS,
     # Reporting reads every fact of the suite, so no event is ever published into the void.
     extra_bindings=("#",),
+    statistics=KEEPER,
 )

@@ -8,6 +8,7 @@ import io
 import sys
 import threading
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -116,7 +117,7 @@ def _estimated_assignments(engine) -> int:
     return int(plan[0]["Plan"]["Plan Rows"])
 
 
-def test_the_worker_analyzes_the_projections_that_grew(postgres_url, monkeypatch):
+def test_the_worker_analyzes_the_projections_that_grew(postgres_url):
     """Autovacuum may be off or a minute behind a burst: the worker analyzes a projection that
     changed by autovacuum's threshold itself, so reports are planned against its real size."""
     from lms_common.processing import Delivery
@@ -127,9 +128,8 @@ def test_the_worker_analyzes_the_projections_that_grew(postgres_url, monkeypatch
     migrations.upgrade(SERVICE.migrations, postgres_url)
     now = [0.0]
     keeper = StatisticsKeeper(handlers.PROJECTIONS, lock=1, clock=lambda: now[0], interval=5.0)
-    monkeypatch.setattr(handlers, "KEEPER", keeper)
     app = SERVICE.create_app(isolated_settings("reporting", postgres_url), key_source=TestKeys())
-    processor = SERVICE.processor(app.extensions["lms"])
+    processor = replace(SERVICE, statistics=keeper).processor(app.extensions["lms"])
     people = [f"s{n}" for n in range(400)]
     events = [course("safety"), *(user(p, None) for p in people), *(assigned(p, "safety", 30) for p in people)]
     for start in range(0, len(events), 200):

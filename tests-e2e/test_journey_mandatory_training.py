@@ -1,6 +1,7 @@
 """Journey 2: an org admin's mandatory-training rule assigns two courses and a program to a new
-employee the HR system announces on the bus, due start date + the rule's days; the compliance report follows the
-assignment to completion; the offboarded employee is disabled and its history stays reported."""
+employee the HR system announces on the bus, due start date + the rule's days; the compliance
+report follows an assignment to completion; the offboarded employee is disabled and its history
+stays reported."""
 
 from __future__ import annotations
 

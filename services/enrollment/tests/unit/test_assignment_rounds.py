@@ -320,3 +320,18 @@ def test_a_waiting_command_naming_several_targets_equals_a_waiting_command_per_t
     joined, split = found[1], found[0]
     assert len(split["assignments"]) == 4 and split["pending_commands"] == []
     _assert_same(joined, split, "joined, split")
+
+
+def test_an_onboarding_carried_out_per_target_before_the_upgrade_is_not_assigned_again(tmp_path, keys):
+    """An onboarding redelivered after the upgrade comes under its new key: its cycle is assigned
+    already, so it adds no row and no event."""
+    c0, _c1, _c2, c3 = COURSES
+    command = training(USERS[0], [c0, c3], list(PROGRAMS), key="employee:E-1:rule:R:training:cycle:1", cycle=1)
+    found = []
+    for name, batches in (("before", [per_target(command)]), ("redelivered", [per_target(command), [command]])):
+        url = f"sqlite:///{tmp_path / name}.sqlite3"
+        world = _world(url, keys, tmp_path / name)
+        for batch in batches:
+            assert set(world.deliver(batch, whole=True)) == {HANDLED}
+        found.append(_without_keys(_state(url)))
+    _assert_same(found[1], found[0], "redelivered, before")

@@ -4,9 +4,11 @@ Natural keys depend only on the fact, never on the event id that carried it, so 
 invoice or employee arriving twice (under any ids) maps to the same keys:
 
 - ``invoice:<invoice_id>:product:<product_id>`` (GrantProduct for an invoice)
-- ``employee:<employee_id>:rule:<rule_id>:course:<course_id>:cycle:<n>`` (AssignMandatoryTraining;
+- ``<fact>:rule:<rule_id>:training:cycle:<n>`` (an event's AssignMandatoryTraining: one command
+  naming all the rule's courses and programs, e.g. ``employee:E-1:rule:<rule_id>:training:cycle:1``;
   ``n`` is the employment: 1 for the first start date, 2 for a rehire)
-- ``user:<user_id>:rule:<rule_id>:course:<course_id>:cycle:<n>`` (a recertification cycle)
+- ``user:<user_id>:rule:<rule_id>:course:<course_id>:cycle:<n>`` (a recertification cycle: one
+  command per course, since each course's cycles count on their own)
 - ``<fact>:revoke:<product_id>``, ``<fact>:program:<program_id>:member``,
   ``<fact>:rule:<rule_id>:webhook:<position>``
 
@@ -121,26 +123,40 @@ def enroll(subject: Subject, event: Event, rule_id: str | None, program_id: str)
     return Step("EnrollInProgram", key, {**data, **_cause(event, rule_id)})
 
 
+@dataclass(frozen=True)
+class Targets:
+    """The courses and programs one AssignMandatoryTraining names, each once, in the rule's order."""
+
+    course_ids: tuple[str, ...] = ()
+    program_ids: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, action: Mapping[str, Any]) -> Targets:
+        courses, programs = action.get("course_ids", []), action.get("program_ids", [])
+        return cls(tuple(dict.fromkeys(courses)), tuple(dict.fromkeys(programs)))
+
+    def __bool__(self) -> bool:
+        return bool(self.course_ids or self.program_ids)
+
+
 def assign(
     event: Event,
     rule_id: str,
     person: dict[str, str],
-    item: tuple[str, str],
+    targets: Targets,
     *,
-    fact: str,
+    key: str,
     due_on: date,
-    cycle: int = 1,
-    mandatory: bool = True,
+    cycle: int,
+    mandatory: bool,
     employee_id: str | None = None,
 ) -> Step:
-    """One course or program (``item`` = ("course"|"program", id)) assigned in one cycle."""
-    kind, item_id = item
-    key = f"{fact}:rule:{rule_id}:{kind}:{item_id}:cycle:{cycle}"
+    """One AssignMandatoryTraining of some courses and programs, in one cycle, under ``key``."""
     data = {
         "natural_key": key,
         "person": person,
-        "course_ids": [item_id] if kind == "course" else [],
-        "program_ids": [item_id] if kind == "program" else [],
+        "course_ids": list(targets.course_ids),
+        "program_ids": list(targets.program_ids),
         "due_on": due_on.isoformat(),
         "mandatory": mandatory,
         "cycle": cycle,
@@ -151,26 +167,36 @@ def assign(
 
 
 def training(subject: Subject, event: Event, rule_id: str, action: Mapping[str, Any], *, cycle: int = 1) -> list[Step]:
-    """An event-triggered AssignMandatoryTraining: one command per course and per program."""
+    """An event-triggered AssignMandatoryTraining: one command naming every course and program
+    of the rule (enrollment carries its targets out as it did one command per target), so an
+    onboarding costs one command per rule, not one per course, all along the pipeline."""
     person = _need_person(subject)
-    due_on = subject.on + timedelta(days=action["due_in_days"])
-    items = [("course", c) for c in action.get("course_ids", [])] + [
-        ("program", p) for p in action.get("program_ids", [])
-    ]
-    return [
-        assign(
-            event,
-            rule_id,
-            person,
-            item,
-            fact=subject.fact,
-            due_on=due_on,
-            cycle=cycle,
-            mandatory=action.get("mandatory", True),
-            employee_id=subject.employee_id,
-        )
-        for item in items
-    ]
+    targets = Targets.of(action)
+    if not targets:  # rules name at least one; a command naming nothing would have no effect
+        return []
+    step = assign(
+        event,
+        rule_id,
+        person,
+        targets,
+        key=f"{subject.fact}:rule:{rule_id}:training:cycle:{cycle}",
+        due_on=subject.on + timedelta(days=action["due_in_days"]),
+        cycle=cycle,
+        mandatory=action.get("mandatory", True),
+        employee_id=subject.employee_id,
+    )
+    return [step]
+
+
+def recertify(
+    event: Event, rule_id: str, user_id: str, course_id: str, *, due_on: date, cycle: int, mandatory: bool
+) -> Step:
+    """One course assigned again to one user: a command per course, as each course has its own cycles."""
+    key = f"user:{user_id}:rule:{rule_id}:course:{course_id}:cycle:{cycle}"
+    targets = Targets(course_ids=(course_id,))
+    return assign(
+        event, rule_id, {"user_id": user_id}, targets, key=key, due_on=due_on, cycle=cycle, mandatory=mandatory
+    )
 
 
 def webhook(subject: Subject, event: Event, rule: Mapping[str, Any], position: int, action: Mapping[str, Any]) -> Step:

@@ -34,19 +34,16 @@ def plan(session: Session, event: Event, rule_id: str, today: date, action: Mapp
     """The recertification assignments one rule owes today, one per (user, course)."""
     cutoff = datetime.combine(months_before(today, action["every_months"]), time.min, tzinfo=UTC)
     due_on = today + timedelta(days=action["due_in_days"])
+    mandatory = action.get("mandatory", True)
     steps = []
     for course_id in action.get("course_ids", []):
         for completion in _stale(session, event.orgid, course_id, cutoff):
             cycle = _next_cycle(session, rule_id, completion, today)
             if cycle is None:
                 continue
-            person = {"user_id": completion.user_id}
-            fact = f"user:{completion.user_id}"
-            mandatory = action.get("mandatory", True)
-            item = ("course", course_id)
             steps.append(
-                commands.assign(
-                    event, rule_id, person, item, fact=fact, due_on=due_on, cycle=cycle, mandatory=mandatory
+                commands.recertify(
+                    event, rule_id, completion.user_id, course_id, due_on=due_on, cycle=cycle, mandatory=mandatory
                 )
             )
     return steps

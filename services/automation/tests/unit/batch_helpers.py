@@ -32,6 +32,8 @@ THIRD_ORG = "org-3"
 COURSES = [str(uuid.UUID(int=n)) for n in range(1, 4)]
 PROGRAM, PRODUCT, OTHER_PRODUCT = (str(uuid.UUID(int=n)) for n in range(10, 13))
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
+# A start date whose training would fall due after the last date there is: its run fails.
+PAST_THE_CALENDAR = "9999-12-31"
 
 
 def rule(org: str, trigger: str, actions: list[dict[str, Any]], conditions: list[Any] | None = None) -> dict[str, Any]:

@@ -35,16 +35,13 @@ def test_exactly_the_matching_rules_assign_due_on_start_plus_days(harness, setti
 
     harness.publish(event("EmployeeOnboarded", employee()))
     assigned = {
-        (tuple(c["data"]["course_ids"] or c["data"]["program_ids"]), c["data"]["due_on"])
+        (c["data"]["natural_key"], tuple(c["data"]["course_ids"]), tuple(c["data"]["program_ids"]), c["data"]["due_on"])
         for c in commands(settings.database_url)
     }
-    assert assigned == {((safety,), "2026-12-15"), ((path,), "2026-12-15"), ((security,), "2026-12-31")}
-    keys = sorted(c["data"]["natural_key"] for c in commands(settings.database_url))
-    assert keys == sorted([
-        f"employee:E-1001:rule:{everyone}:course:{safety}:cycle:1",
-        f"employee:E-1001:rule:{everyone}:program:{path}:cycle:1",
-        f"employee:E-1001:rule:{engineers}:course:{security}:cycle:1",
-    ])  # fmt: skip
+    assert assigned == {
+        (f"employee:E-1001:rule:{everyone}:training:cycle:1", (safety,), (path,), "2026-12-15"),
+        (f"employee:E-1001:rule:{engineers}:training:cycle:1", (security,), (), "2026-12-31"),
+    }
     for command in commands(settings.database_url):
         data = command["data"]
         assert data["person"] == {"email": "grace@example.com"} and data["employee_id"] == "E-1001"
@@ -53,8 +50,38 @@ def test_exactly_the_matching_rules_assign_due_on_start_plus_days(harness, setti
     assert statuses == ["not_matched", "succeeded", "succeeded"]
 
 
+def test_one_command_names_every_course_and_program_of_the_rule(harness, settings, admin):
+    first, second, path = harness.catalog("course"), harness.catalog("course"), harness.catalog("program")
+    rule = training_rule(admin, "Everyone", [first, second], [path])
+    harness.publish(event("EmployeeOnboarded", employee("E-1")))
+    [command] = commands(settings.database_url)
+    data = command["data"]
+    assert data["natural_key"] == f"employee:E-1:rule:{rule}:training:cycle:1"
+    assert (data["course_ids"], data["program_ids"]) == ([first, second], [path])
+    [run] = ok(admin.get("/v1/runs"))["items"]
+    assert [action["natural_key"] for action in run["actions"]] == [data["natural_key"]]
+
+
+def test_a_rehire_gets_a_new_command_naming_every_target(harness, settings, admin):
+    courses, path = [harness.catalog("course"), harness.catalog("course")], harness.catalog("program")
+    rule = training_rule(admin, "Everyone", courses, [path])
+    harness.publish(
+        event("EmployeeOnboarded", employee()), event("EmployeeOnboarded", employee(start_date="2027-06-01"))
+    )
+    found = sorted(
+        (c["data"]["natural_key"], c["data"]["cycle"], c["data"]["course_ids"], c["data"]["program_ids"])
+        for c in commands(settings.database_url)
+    )
+    assert found == [
+        (f"employee:E-1001:rule:{rule}:training:cycle:1", 1, courses, [path]),
+        (f"employee:E-1001:rule:{rule}:training:cycle:2", 2, courses, [path]),
+    ]
+
+
 def test_the_same_employee_under_a_new_event_id_has_one_effect(harness, settings, admin):
-    training_rule(admin, "Everyone", [harness.catalog("course")])
+    training_rule(
+        admin, "Everyone", [harness.catalog("course"), harness.catalog("course")], [harness.catalog("program")]
+    )
     harness.publish(event("EmployeeOnboarded", employee()), event("EmployeeOnboarded", employee()))
     assert len(commands(settings.database_url)) == 1
     assert sorted(r["status"] for r in ok(admin.get("/v1/runs"))["items"]) == ["duplicate", "succeeded"]
@@ -72,8 +99,8 @@ def test_a_rehire_opens_the_next_cycle_and_repeats_stay_in_theirs(harness, setti
         (c["data"]["cycle"], c["data"]["due_on"], c["data"]["natural_key"]) for c in commands(settings.database_url)
     )
     assert cycles == [
-        (1, "2026-12-31", f"employee:E-1001:rule:{rule}:course:{course}:cycle:1"),
-        (2, "2027-07-01", f"employee:E-1001:rule:{rule}:course:{course}:cycle:2"),
+        (1, "2026-12-31", f"employee:E-1001:rule:{rule}:training:cycle:1"),
+        (2, "2027-07-01", f"employee:E-1001:rule:{rule}:training:cycle:2"),
     ]
 
 

@@ -6,7 +6,9 @@ email arrives; a UserProvisioned that came first put the user in the replica, so
 finds it. Either order has the same single effect. So does a person's command (training,
 program membership) for a disabled user: a rehired employee's training can arrive before
 identity's UserEnabled, and waits for the UserProvisioned that follows it. The consumer hands
-over a batch's consecutive commands of one type together (:func:`handle`).
+over a batch's consecutive commands of one type together (:func:`handle`). An
+AssignMandatoryTraining naming several courses and programs has the outcome of a command per
+target (:func:`_parts`).
 """
 
 from __future__ import annotations
@@ -40,12 +42,28 @@ def first_times(session: Session, keys: Sequence[tuple[str, str, str]]) -> set[t
 
 
 def _assign(session: Session, org: str, data: Mapping[str, Any], person: Mapping[str, str]) -> None:
-    items = assignments.items_for(session, {org}, list(data["course_ids"]), list(data["program_ids"]))
     users = assignments.users_query(org, [person["user_id"]], None, None)
-    assignments.assign(
-        session, org, users, items, due_on=date.fromisoformat(data["due_on"]), mandatory=data["mandatory"],
-        cycle=data.get("cycle"), natural_key=data["natural_key"], cause="automation",
-    )  # fmt: skip
+    for courses, programs in _parts(data):
+        items = assignments.items_for(session, {org}, courses, programs)
+        assignments.assign(
+            session, org, users, items, due_on=date.fromisoformat(data["due_on"]), mandatory=data["mandatory"],
+            cycle=data.get("cycle"), natural_key=data["natural_key"], cause="automation",
+        )  # fmt: skip
+
+
+def _parts(data: Mapping[str, Any]) -> list[tuple[list[str], list[str]]]:
+    """An AssignMandatoryTraining's targets in the order they are carried out: its courses, then
+    its programs. So a command naming several has the outcome of a command per target, courses
+    first, as automation sent them before: an assignment of one of a program's courses enrolls
+    in it before the program does (the enrollment's first source), and a set-based assignment
+    joins its programs before it enrolls in its courses."""
+    courses, programs = list(dict.fromkeys(data["course_ids"])), list(dict.fromkeys(data["program_ids"]))
+    parts: list[tuple[list[str], list[str]]] = []
+    if courses:
+        parts.append((courses, []))
+    if programs:
+        parts.append(([], programs))
+    return parts
 
 
 def _enroll_in_program(session: Session, org: str, data: Mapping[str, Any], person: Mapping[str, str]) -> None:
@@ -154,7 +172,8 @@ def _rounds(resolved: list[tuple[Event, dict[str, str]]]) -> list[_Round]:
     """The rounds that carry out the commands, in order: one per (org, due_on, mandatory, cycle)
     unless a user's commands must follow one another.
 
-    A command goes to a round after those of the same user's earlier commands it depends on:
+    A command's courses and its programs are two parts (:func:`_parts`), the second after the
+    first. A part goes to a round after those of the same user's earlier parts it depends on:
     one naming a target of it (which sees what the earlier one assigned), and, either of them
     naming a program, any (a program and a course or another program may open the same
     enrollment, whose first source is the one carried out first; a round joins programs before
@@ -166,19 +185,30 @@ def _rounds(resolved: list[tuple[Event, dict[str, str]]]) -> list[_Round]:
     for event, person in resolved:
         data, user = event.data, person["user_id"]
         kind = (event.orgid, data["due_on"], data["mandatory"], data.get("cycle"))
-        courses, programs = list(dict.fromkeys(data["course_ids"])), list(dict.fromkeys(data["program_ids"]))
-        targets = set(courses + programs)
-        if not targets:  # nothing to assign: no round (and no empty VALUES list) for it
-            continue
-        after = [n for n, named, program in earlier.get(user, []) if program or programs or named & targets]
-        start = max(after, default=-1) + 1
-        index = next((n for n in range(start, len(rounds)) if rounds[n].takes(kind, courses, programs)), None)
-        if index is None:
-            index = len(rounds)
-            rounds.append(_Round(kind))
-        rounds[index].add(user, courses, programs, data["natural_key"])
-        earlier.setdefault(user, []).append((index, targets, bool(programs)))
+        for courses, programs in _parts(data):  # a command naming nothing gets no round (nor empty VALUES)
+            index = _round_for(rounds, earlier.get(user, []), kind, courses, programs)
+            rounds[index].add(user, courses, programs, data["natural_key"])
+            earlier.setdefault(user, []).append((index, set(courses + programs), bool(programs)))
     return rounds
+
+
+def _round_for(
+    rounds: list[_Round],
+    earlier: list[tuple[int, set[str], bool]],
+    kind: tuple[str, str, bool, int | None],
+    courses: list[str],
+    programs: list[str],
+) -> int:
+    """The first round after the user's ``earlier`` parts this one depends on that takes it; a
+    new round at the end when none does."""
+    targets = set(courses + programs)
+    after = [n for n, named, program in earlier if program or programs or named & targets]
+    start = max(after, default=-1) + 1
+    index = next((n for n in range(start, len(rounds)) if rounds[n].takes(kind, courses, programs)), None)
+    if index is None:
+        rounds.append(_Round(kind))
+        return len(rounds) - 1
+    return index
 
 
 def _users_with_keys(session: Session, org: str, pairs: dict[tuple[str, str], str]) -> Any:

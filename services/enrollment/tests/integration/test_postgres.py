@@ -699,3 +699,25 @@ def test_random_assignment_command_batches_have_the_outcome_of_one_at_a_time_on_
         urls = [stack.enter_context(scratch_database(postgres_admin_url)) for _ in range(2)]
         completions = [rng.sample(range(20), 4) for _ in batches]
         compare(urls, TestKeys(), tmp_path, monkeypatch, batches, completions=completions)
+
+
+@pytest.mark.parametrize("whole", [True, False], ids=["batch", "one-at-a-time"])
+def test_commands_naming_several_targets_equal_a_command_per_target_on_postgres(
+    postgres_admin_url, tmp_path, monkeypatch, whole
+):
+    import random
+    import sys
+    from contextlib import ExitStack
+    from pathlib import Path
+
+    from lms_common.testing import scratch_database
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "unit"))
+    from test_assignment_rounds import _random_joined_batches, compare_split
+
+    rng = random.Random(7)
+    batches = list(_random_joined_batches(rng))
+    with ExitStack() as stack:
+        urls = [stack.enter_context(scratch_database(postgres_admin_url)) for _ in range(2)]
+        completions = [rng.sample(range(20), 4) for _ in batches]
+        compare_split(urls, TestKeys(), tmp_path, monkeypatch, batches, completions=completions, whole=whole)

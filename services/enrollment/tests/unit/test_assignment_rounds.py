@@ -1,6 +1,7 @@
 """AssignMandatoryTraining handled a batch at a time, in rounds of (user, target) pairs, has the
 outcome of one command after the other: the same batches go through both paths, on two
-databases, and the tables and outbox events are compared (ids and times aside)."""
+databases, and the tables and outbox events are compared (ids and times aside). And a command
+naming several courses and programs has the outcome of a command per target (natural keys aside)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from lms_common.envelope import Event
 from lms_common.processing import Delivery, Outcome
 from lms_common.testing import TEST_ISSUER, TestKeys
 
+HANDLED = Outcome.HANDLED
 USERS = [new_id() for _ in range(5)]
 COURSES = [new_id() for _ in range(4)]
 # Two programs sharing a course, each sharing one with the courses assigned alone.
@@ -92,6 +94,54 @@ def compare(urls: list[str], keys: TestKeys, var_dir: Path, monkeypatch: pytest.
     """The batches a command at a time through the first database and whole through the other,
     enrollments completed between batches alike: outcomes and states must agree, and no batch
     may fall back to a command at a time (which it does when its handler fails)."""
+    _batches_must_not_fail(monkeypatch)
+    one, many = (_world(url, keys, var_dir / name) for url, name in zip(urls, ("one", "many"), strict=True))
+    for n, batch in enumerate(batches):
+        expected = one.deliver(batch, whole=False)
+        assert many.deliver(batch, whole=True) == expected
+        for world in (one, many):
+            world.complete(completions[n] if n < len(completions) else [])
+    _assert_same(_state(many.url), _state(one.url), "batched, one by one")
+
+
+def compare_split(urls: list[str], keys: TestKeys, var_dir: Path, monkeypatch: pytest.MonkeyPatch,
+                  batches: list[list[Event]], *, completions: list[list[int]], whole: bool) -> None:  # fmt: skip
+    """Each command of the batches split into a command per target, one at a time, through the
+    first database, and as it is (whole batches or not) through the other: the same rows and
+    events but for the natural keys (one per command)."""
+    _batches_must_not_fail(monkeypatch)
+    split, joined = (_world(url, keys, var_dir / name) for url, name in zip(urls, ("split", "joined"), strict=True))
+    for n, batch in enumerate(batches):
+        assert set(split.deliver([one for command in batch for one in per_target(command)], whole=False)) == {HANDLED}
+        assert set(joined.deliver(batch, whole=whole)) == {HANDLED}
+        for world in (split, joined):
+            world.complete(completions[n] if n < len(completions) else [])
+    _assert_same(_without_keys(_state(joined.url)), _without_keys(_state(split.url)), "joined, split")
+
+
+def per_target(command: Event) -> list[Event]:
+    """The commands automation sent for ``command``'s targets before one named them all: one per
+    course, then one per program, each under a key of its own."""
+    data = command.data
+    parts = [([course], []) for course in data["course_ids"]] + [([], [program]) for program in data["program_ids"]]
+    return [
+        Event(type=command.type, orgid=command.orgid, source=command.source,
+              data={**data, "natural_key": f"{data['natural_key']}:{(courses + programs)[0]}", "course_ids": courses,
+                    "program_ids": programs})
+        for courses, programs in parts
+    ]  # fmt: skip
+
+
+def _without_keys(found: dict[str, list[str]]) -> dict[str, list[str]]:
+    """A state without what tells split commands from joined ones: the claimed natural keys, and
+    the assignments' (each names its command's)."""
+    rows = [{k: v for k, v in json.loads(row).items() if k != "natural_key"} for row in found["assignments"]]
+    kept = {table: rows for table, rows in found.items() if table != "command_keys"}
+    return kept | {"assignments": sorted(json.dumps(row, sort_keys=True) for row in rows)}
+
+
+def _batches_must_not_fail(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failing batch falls back to a command at a time, which would hide a difference."""
     assign_all = commands._assign_all
 
     def unfailing(session: Any, resolved: Any) -> None:
@@ -101,16 +151,12 @@ def compare(urls: list[str], keys: TestKeys, var_dir: Path, monkeypatch: pytest.
             pytest.fail(f"the batch failed: {exc!r}")
 
     monkeypatch.setattr(commands, "_assign_all", unfailing)
-    one, many = (_world(url, keys, var_dir / name) for url, name in zip(urls, ("one", "many"), strict=True))
-    for n, batch in enumerate(batches):
-        expected = one.deliver(batch, whole=False)
-        assert many.deliver(batch, whole=True) == expected
-        for world in (one, many):
-            world.complete(completions[n] if n < len(completions) else [])
-    batched, alone = _state(many.url), _state(one.url)
-    for table, rows in alone.items():
-        differing = ([r for r in batched[table] if r not in rows], [r for r in rows if r not in batched[table]])
-        assert differing == ([], []), f"{table}: batched, one by one"
+
+
+def _assert_same(found: dict[str, list[str]], expected: dict[str, list[str]], paths: str) -> None:
+    for table, rows in expected.items():
+        differing = ([r for r in found[table] if r not in rows], [r for r in rows if r not in found[table]])
+        assert differing == ([], []), f"{table}: {paths}"
 
 
 def _world(url: str, keys: TestKeys, var_dir: Path) -> World:
@@ -215,3 +261,77 @@ def test_rounds_of_a_few_pairs_have_the_outcome_of_one_command_after_the_other(w
     rng = random.Random(100 + seed)
     batches = list(_random_batches(rng))
     worlds(batches, [rng.sample(range(20), 4) for _ in batches])
+
+
+# --- one command naming several targets, as automation sends an onboarding's training --------------
+
+
+@pytest.fixture()
+def split_and_joined(tmp_path: Path, keys: TestKeys, monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
+    """:func:`compare_split` on two SQLite databases."""
+    urls = [f"sqlite:///{tmp_path / name}.sqlite3" for name in ("split", "joined")]
+
+    def run(batches: list[list[Event]], completions: list[list[int]], *, whole: bool) -> None:
+        compare_split(urls, keys, tmp_path, monkeypatch, batches, completions=completions, whole=whole)
+
+    return run
+
+
+@pytest.mark.parametrize("whole", [True, False], ids=["batch", "one-at-a-time"])
+def test_onboardings_naming_courses_and_programs_equal_a_command_per_target(split_and_joined, whole):
+    c0, c1, c2, c3 = COURSES
+    p1, p2 = PROGRAMS  # p1 shares c0 with the courses named alone: its enrollment's first source
+    hires = [training(user, [c0, c3], [p1, p2], key=f"employee:{n}:training:cycle:1", cycle=1)
+             for n, user in enumerate(USERS[:3])]  # fmt: skip
+    hires.append(training(USERS[3], [c1, c2], [p2], key="employee:3:training:cycle:1", cycle=1))
+    rehires = [training(user, [c0, c3], [p1, p2], key=f"employee:{n}:training:cycle:2", cycle=2, due_on="2031-01-01")
+               for n, user in enumerate(USERS[:2])]  # fmt: skip
+    split_and_joined([hires, rehires], [[0, 1, 2, 5, 8], []], whole=whole)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_commands_naming_several_targets_equal_a_command_per_target(split_and_joined, seed):
+    rng = random.Random(200 + seed)
+    batches = list(_random_joined_batches(rng))
+    split_and_joined(batches, [rng.sample(range(20), 4) for _ in batches], whole=bool(seed % 2))
+
+
+def _random_joined_batches(rng: random.Random) -> Iterator[list[Event]]:
+    """:func:`_random_batches`, each command under a key of its own (split, a repeated key would
+    name other targets)."""
+    for batch in _random_batches(rng):
+        yield [training(c.data["person"]["user_id"], c.data["course_ids"], c.data["program_ids"], key=new_id(),
+                        cycle=c.data.get("cycle"), due_on=c.data["due_on"]) for c in batch]  # fmt: skip
+
+
+def test_a_waiting_command_naming_several_targets_equals_a_waiting_command_per_target(tmp_path, keys, monkeypatch):
+    """A command for an email no user has yet is carried out when the user is provisioned."""
+    c0, _c1, _c2, c3 = COURSES
+    late, email = new_id(), "late@example.com"
+    command = training(late, [c0, c3], list(PROGRAMS), key="employee:late:training:cycle:1", cycle=1)
+    command.data["person"] = {"email": email}
+    found = []
+    for name, commands_sent in (("split", per_target(command)), ("joined", [command])):
+        url = f"sqlite:///{tmp_path / name}.sqlite3"
+        world = _world(url, keys, tmp_path / name)
+        assert set(world.deliver(commands_sent, whole=False)) == {HANDLED}
+        world.bus.user(late, email)
+        found.append(_without_keys(_state(url)))
+    joined, split = found[1], found[0]
+    assert len(split["assignments"]) == 4 and split["pending_commands"] == []
+    _assert_same(joined, split, "joined, split")
+
+
+def test_an_onboarding_carried_out_per_target_before_the_upgrade_is_not_assigned_again(tmp_path, keys):
+    """An onboarding redelivered after the upgrade comes under its new key: its cycle is assigned
+    already, so it adds no row and no event."""
+    c0, _c1, _c2, c3 = COURSES
+    command = training(USERS[0], [c0, c3], list(PROGRAMS), key="employee:E-1:rule:R:training:cycle:1", cycle=1)
+    found = []
+    for name, batches in (("before", [per_target(command)]), ("redelivered", [per_target(command), [command]])):
+        url = f"sqlite:///{tmp_path / name}.sqlite3"
+        world = _world(url, keys, tmp_path / name)
+        for batch in batches:
+            assert set(world.deliver(batch, whole=True)) == {HANDLED}
+        found.append(_without_keys(_state(url)))
+    _assert_same(found[1], found[0], "redelivered, before")

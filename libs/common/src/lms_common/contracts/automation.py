@@ -7,7 +7,7 @@ email it does not know yet and carries it out when identity's UserProvisioned fo
 arrives, so no ordering of the two loses or doubles an effect.
 
 ``natural_key`` is the business idempotency key, the same whatever event id carried the fact
-(e.g. ``invoice:INV-1001:product:<id>``, ``employee:E-1001:course:<id>:cycle:1``): enrollment
+(e.g. ``invoice:INV-1001:product:<id>``, ``employee:E-1001:rule:<id>:training:cycle:1``): enrollment
 carries out each natural key once.
 """
 

@@ -185,7 +185,7 @@ def _rounds(resolved: list[tuple[Event, dict[str, str]]]) -> list[_Round]:
     for event, person in resolved:
         data, user = event.data, person["user_id"]
         kind = (event.orgid, data["due_on"], data["mandatory"], data.get("cycle"))
-        for courses, programs in _parts(data):  # a command naming nothing gets no round (nor empty VALUES)
+        for courses, programs in _parts(data):  # a command naming nothing gets no round (nor empty pairs)
             index = _round_for(rounds, earlier.get(user, []), kind, courses, programs)
             rounds[index].add(user, courses, programs, data["natural_key"])
             earlier.setdefault(user, []).append((index, set(courses + programs), bool(programs)))

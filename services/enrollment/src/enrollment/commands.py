@@ -93,7 +93,7 @@ def handle(session: Session, events: list[Event]) -> None:
     the addressees found in one statement each, then carried out as one command after the
     other would be; AssignMandatoryTraining set-based, one assignment per kind of command for
     all the users it names; GrantProduct set-based but for unusual grants (:mod:`purchases`)."""
-    resolved: list[tuple[Event, dict[str, str]]] = []
+    resolved: list[purchases.Command] = []
     firsts = _first_times(session, events)
     field = RUNNERS[events[0].type][0] if events else "person"
     emails = [event.data[field]["email"] for event in firsts if "email" in event.data[field]]
@@ -109,15 +109,15 @@ def handle(session: Session, events: list[Event]) -> None:
                 )
                 continue
             address = {"user_id": user.id}
-        resolved.append((event, address))
+        resolved.append((event.orgid, event.data, address))
     if events and events[0].type == "AssignMandatoryTraining":
-        _assign_all(session, resolved)
+        assign_all(session, resolved)
         return
     if events and events[0].type == "GrantProduct":
-        purchases.grant_all(session, [(event.orgid, event.data, owner) for event, owner in resolved])
+        purchases.grant_all(session, resolved)
         return
-    for event, address in resolved:
-        RUNNERS[event.type][1](session, event.orgid, event.data, address)
+    for org, data, address in resolved:
+        RUNNERS[events[0].type][1](session, org, data, address)
 
 
 def _first_times(session: Session, events: list[Event]) -> list[Event]:
@@ -132,7 +132,9 @@ def _first_times(session: Session, events: list[Event]) -> list[Event]:
     return firsts
 
 
-def _assign_all(session: Session, resolved: list[tuple[Event, dict[str, str]]]) -> None:
+def assign_all(session: Session, resolved: Sequence[purchases.Command]) -> None:
+    """AssignMandatoryTraining for resolved people (organization, payload, {"user_id"}), in
+    order, set-based: the outcome of carrying them out one after the other."""
     for round_ in _rounds(resolved):
         org, due_on, mandatory, cycle = round_.kind
         items = assignments.items_for(session, {org}, list(round_.courses), round_.programs)
@@ -168,7 +170,7 @@ class _Round:
         self.pairs.update({(user, target): natural_key for target in courses + programs})
 
 
-def _rounds(resolved: list[tuple[Event, dict[str, str]]]) -> list[_Round]:
+def _rounds(resolved: Sequence[purchases.Command]) -> list[_Round]:
     """The rounds that carry out the commands, in order: one per (org, due_on, mandatory, cycle)
     unless a user's commands must follow one another.
 
@@ -182,9 +184,9 @@ def _rounds(resolved: list[tuple[Event, dict[str, str]]]) -> list[_Round]:
     """
     rounds: list[_Round] = []
     earlier: dict[str, list[tuple[int, set[str], bool]]] = {}  # user -> (round, targets, names a program)
-    for event, person in resolved:
-        data, user = event.data, person["user_id"]
-        kind = (event.orgid, data["due_on"], data["mandatory"], data.get("cycle"))
+    for org, data, person in resolved:
+        user = person["user_id"]
+        kind = (org, data["due_on"], data["mandatory"], data.get("cycle"))
         for courses, programs in _parts(data):  # a command naming nothing gets no round (nor empty pairs)
             index = _round_for(rounds, earlier.get(user, []), kind, courses, programs)
             rounds[index].add(user, courses, programs, data["natural_key"])

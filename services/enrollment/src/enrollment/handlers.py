@@ -69,7 +69,7 @@ def on_users_provisioned(session: Session, events: list[Event]) -> None:
     case set-based and the others one at a time where they fall."""
     rest = events
     while rest:
-        rest = purchases.provision_plain(session, rest)
+        rest = purchases.provision_plain(session, rest, commands.assign_all)
         if rest:
             on_user_provisioned(session, rest[0])
             rest = rest[1:]

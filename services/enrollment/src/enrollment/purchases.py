@@ -14,7 +14,7 @@ the other whatever the mix.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -163,14 +163,18 @@ def _active(product: Product | None) -> bool:
 # --- UserProvisioned ------------------------------------------------------------------------------
 
 
-def provision_plain(session: Session, events: Sequence[Event]) -> list[Event]:
+Trainings = Callable[[Session, Sequence[Command]], None]
+
+
+def provision_plain(session: Session, events: Sequence[Event], assign_trainings: Trainings) -> list[Event]:
     """Handle the leading UserProvisioned events set-based; the rest, from the first one that
-    must be handled alone (seats or other commands than plain grants wait for its email, or
-    its user or email came earlier in the run)."""
+    must be handled alone (seats wait for its email, or commands other than plain grants or
+    only trainings, or its user or email came earlier in the run). ``assign_trainings`` carries
+    out waiting AssignMandatoryTraining commands (:func:`commands.assign_all`)."""
     waiting = _waiting_commands(session, events)
     plain = _plain_provisions(events, waiting, _emails_with_seats_waiting(session, events))
     if plain:
-        _provision(session, plain, waiting)
+        _provision(session, plain, waiting, assign_trainings)
     return list(events[len(plain) :])
 
 
@@ -204,7 +208,7 @@ def _plain_provisions(
         address = _address(provisioned)
         if provisioned.data["user_id"] in users or address in addresses or address[1] in seated:
             break
-        if not all(_plain_grant(pending) for pending in waiting.get(address, [])):
+        if not _carried_together(waiting.get(address, [])):
             break
         plain.append(provisioned)
         users.add(provisioned.data["user_id"])
@@ -216,13 +220,33 @@ def _plain_grant(pending: PendingCommand) -> bool:
     return pending.command == "GrantProduct" and not grants.is_purchase(pending.payload)
 
 
-def _provision(session: Session, plain: list[Event], waiting: Mapping[Address, list[PendingCommand]]) -> None:
-    """Keep the users, carry out the grants waiting for their emails, and enroll them in the
-    courses their organizations' grants open: :func:`handlers.on_user_provisioned` for
-    distinct users, whose effects do not depend on each other."""
+def _carried_together(waiting: list[PendingCommand]) -> bool:
+    """Whether a person's waiting commands can be carried out with other people's: plain
+    grants only, or trainings only (an onboarding's training that reached enrollment before
+    identity's UserProvisioned). A mix goes alone, so that grants and trainings enrolling in
+    the same course keep the order that decides the enrollment's first source."""
+    return all(_plain_grant(pending) for pending in waiting) or all(
+        pending.command == "AssignMandatoryTraining" for pending in waiting
+    )
+
+
+def _provision(
+    session: Session, plain: list[Event], waiting: Mapping[Address, list[PendingCommand]], assign_trainings: Trainings
+) -> None:
+    """Keep the users, carry out the grants and trainings waiting for their emails, and enroll
+    them in the courses their organizations' grants open: :func:`handlers.on_user_provisioned`
+    for distinct users, whose effects do not depend on each other."""
     replica.upsert_users(session, [(provisioned.data, provisioned.time) for provisioned in plain])
     carried = [(p, _address(e)[0], e.data["user_id"]) for e in plain for p in waiting.get(_address(e), [])]
     if carried:
         session.execute(delete(PendingCommand).where(PendingCommand.id.in_([p.id for p, _, _ in carried])))
-        grant_all(session, [(org, pending.payload, {"user_id": user_id}) for pending, org, user_id in carried])
+        plain_grants: list[Command] = []
+        trainings: list[Command] = []
+        for pending, org, user_id in carried:
+            command = (org, pending.payload, {"user_id": user_id})
+            (trainings if pending.command == "AssignMandatoryTraining" else plain_grants).append(command)
+        if plain_grants:
+            grant_all(session, plain_grants)
+        if trainings:
+            assign_trainings(session, trainings)
     learning.open_grant_enrollments_of(session, {e.data["user_id"]: e.data["org_id"] for e in plain})

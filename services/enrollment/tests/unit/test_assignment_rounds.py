@@ -142,7 +142,7 @@ def _without_keys(found: dict[str, list[str]]) -> dict[str, list[str]]:
 
 def _batches_must_not_fail(monkeypatch: pytest.MonkeyPatch) -> None:
     """A failing batch falls back to a command at a time, which would hide a difference."""
-    assign_all = commands._assign_all
+    assign_all = commands.assign_all
 
     def unfailing(session: Any, resolved: Any) -> None:
         try:
@@ -150,7 +150,7 @@ def _batches_must_not_fail(monkeypatch: pytest.MonkeyPatch) -> None:
         except Exception as exc:
             pytest.fail(f"the batch failed: {exc!r}")
 
-    monkeypatch.setattr(commands, "_assign_all", unfailing)
+    monkeypatch.setattr(commands, "assign_all", unfailing)
 
 
 def _assert_same(found: dict[str, list[str]], expected: dict[str, list[str]], paths: str) -> None:

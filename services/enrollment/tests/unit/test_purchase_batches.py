@@ -229,11 +229,27 @@ def test_a_mixed_purchase_sequence_has_the_outcome_of_one_event_after_the_other(
     ])  # fmt: skip
 
 
-def training(person: Person) -> Event:
-    data = {"natural_key": f"employee:{person.id}:course", "person": {"email": person.email},
-            "course_ids": [COURSES[2]], "program_ids": [], "due_on": "2030-01-01", "mandatory": True,
-            "source_event_id": new_id(), "source_event_type": "EmployeeOnboarded", "rule_id": None}  # fmt: skip
+def training(person: Person, courses: tuple[str, ...] = (COURSES[2],), cycle: int = 1) -> Event:
+    data = {"natural_key": f"employee:{person.id}:training:cycle:{cycle}", "person": {"email": person.email},
+            "course_ids": list(courses), "program_ids": [], "due_on": "2030-01-01", "mandatory": True,
+            "cycle": cycle, "source_event_id": new_id(), "source_event_type": "EmployeeOnboarded",
+            "rule_id": None}  # fmt: skip
     return event("AssignMandatoryTraining", data)
+
+
+def test_trainings_that_waited_for_their_people_are_carried_out_with_the_batch(worlds):
+    """An onboarding's training usually reaches enrollment before identity's UserProvisioned:
+    a batch of those UserProvisioned carries the waiting trainings out together, as one after
+    the other would, and a person with a training and a grant waiting goes alone."""
+    hires = [Person(f"hire{n}") for n in range(5)]
+    both, known = Person("both"), Person("known")
+    worlds([
+        [provisioned(known)],
+        [training(hire, (COURSES[0], COURSES[2])) for hire in hires]
+        + [training(both), grant({"email": both.email}, P2, "inv:1"), grant({"user_id": known.id}, P1, "inv:2")],
+        [training(hires[0], (COURSES[0],), cycle=2), training(known, (COURSES[0], COURSES[1]))],
+        [provisioned(hire) for hire in hires[:3]] + [provisioned(both)] + [provisioned(hire) for hire in hires[3:]],
+    ])  # fmt: skip
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -241,14 +257,24 @@ def test_random_purchase_sequences_have_the_outcome_of_one_event_after_the_other
     worlds(list(_random_batches(random.Random(seed))))
 
 
-def _random_batches(rng: random.Random) -> Iterator[list[Event]]:
+@pytest.mark.parametrize("seed", range(4))
+def test_random_sequences_with_trainings_have_the_outcome_of_one_event_after_the_other(worlds, seed):
+    worlds(list(_random_batches(random.Random(f"trainings-{seed}"), trainings=True)))
+
+
+def _random_batches(rng: random.Random, *, trainings: bool = False) -> Iterator[list[Event]]:
     people = [Person(f"p{n}") for n in range(6)]
     versions = dict.fromkeys(PRODUCTS, 1)
     start = datetime.now(UTC)
     for _ in range(8):
         batch = []
         for _ in range(rng.randint(1, 14)):
-            batch.append(_random_event(rng, people, versions, start + timedelta(seconds=rng.randint(0, 60))))
+            at = start + timedelta(seconds=rng.randint(0, 60))
+            if trainings and rng.random() < 0.3:
+                courses = tuple(rng.sample(COURSES, rng.randint(1, 3)))
+                batch.append(training(rng.choice(people), courses, cycle=rng.randint(1, 3)))
+            else:
+                batch.append(_random_event(rng, people, versions, at))
         yield batch
 
 

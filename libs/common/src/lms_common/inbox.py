@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import String, delete
+from sqlalchemy import String, Table, delete, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from lms_common.db import Base, is_postgres, utcnow
+from lms_common.db import Base, is_postgres, unnested, utcnow
 
 
 class InboxMessage(Base):
@@ -37,12 +38,27 @@ def record_many(session: Session, events: Sequence[tuple[str, str]]) -> set[str]
     """
     if not events:
         return set()
-    dialect = postgresql if is_postgres(session) else sqlite
-    table = InboxMessage.__table__
-    # One cached statement, executed for many rows: SQLAlchemy batches them into multi-row
-    # INSERTs and still hands back what RETURNING said.
-    statement = dialect.insert(table).on_conflict_do_nothing(index_elements=["event_id"]).returning(table.c.event_id)
-    now = utcnow()
+    record = _record_arrays if is_postgres(session) else _record_rows
+    return record(session, events, utcnow())
+
+
+def _record_arrays(session: Session, events: Sequence[tuple[str, str]], now: datetime) -> set[str]:
+    """PostgreSQL: the batch as arrays, one statement text for every batch, which psycopg
+    prepares and the server plans once (a multi-row VALUES was parsed and planned anew for each
+    batch size)."""
+    table = cast(Table, InboxMessage.__table__)
+    given = unnested("given", [("event_id", String()), ("event_type", String())], events)
+    rows = select(given.c.event_id, given.c.event_type, literal(now, table.c.handled_at.type))
+    statement = postgresql.insert(table).from_select(["event_id", "event_type", "handled_at"], rows)
+    fresh = statement.on_conflict_do_nothing(index_elements=["event_id"]).returning(table.c.event_id)
+    return set(session.execute(fresh).scalars())
+
+
+def _record_rows(session: Session, events: Sequence[tuple[str, str]], now: datetime) -> set[str]:
+    """SQLite: one cached statement, executed for many rows; SQLAlchemy batches them into
+    multi-row INSERTs and still hands back what RETURNING said."""
+    table = cast(Table, InboxMessage.__table__)
+    statement = sqlite.insert(table).on_conflict_do_nothing(index_elements=["event_id"]).returning(table.c.event_id)
     rows = [{"event_id": event_id, "event_type": event_type, "handled_at": now} for event_id, event_type in events]
     return set(session.execute(statement, rows).scalars())
 

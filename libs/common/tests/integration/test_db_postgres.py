@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, Integer, String, and_, create_engine, func, select, text
+from sqlalchemy import event as sa_event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
@@ -16,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))  # the sam
 
 from test_raw_reads import check_keyset_pages_walk_every_row_once, check_reads_match_sqlalchemy, metadata
 
-from lms_common import metrics
+from lms_common import inbox, metrics
 from lms_common.db import (
     ReadStatement,
     make_engine,
@@ -26,6 +27,7 @@ from lms_common.db import (
     session_scope,
     unnested,
 )
+from lms_common.inbox import InboxMessage
 
 
 def backend_pid(engine: Engine) -> int:
@@ -152,4 +154,26 @@ def test_unnested_rows_join_like_the_rows_themselves_under_one_cached_statement(
             counted = unnested("counted", [("n", Integer())], [(1,), (2,)])
             assert connection.execute(select(func.sum(counted.c.n))).scalar_one() == 3
     finally:
+        engine.dispose()
+
+
+def test_the_inbox_on_postgresql_keeps_each_event_id_once_under_one_statement_text(postgres_url: str) -> None:
+    engine = make_engine(postgres_url)
+    InboxMessage.__table__.create(engine, checkfirst=True)
+    statements: list[str] = []
+    sa_event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    try:
+        factory = make_session_factory(engine)
+        with session_scope(factory) as session:
+            assert inbox.record_many(session, [("e-1", "Ping"), ("e-2", "Ping"), ("e-1", "Ping")]) == {"e-1", "e-2"}
+        with session_scope(factory) as session:
+            assert inbox.record_many(session, [("e-2", "Ping"), ("e-3", "Pong")]) == {"e-3"}
+            assert inbox.record(session, "e-3", "Pong") is False  # seen in this very transaction
+        with session_scope(factory) as session:
+            kept = session.execute(select(InboxMessage.event_id, InboxMessage.event_type)).all()
+        assert sorted(kept) == [("e-1", "Ping"), ("e-2", "Ping"), ("e-3", "Pong")]
+        inserts = {statement for statement in statements if statement.startswith("INSERT INTO inbox")}
+        assert len(inserts) == 1, "batches of any size share one statement"
+    finally:
+        InboxMessage.__table__.drop(engine)
         engine.dispose()

@@ -115,7 +115,10 @@ class Relay:
         now = utcnow()
         sent = [row.id for row, outcome in zip(rows, outcomes, strict=True) if outcome.confirmed]
         if sent:
-            session.execute(update(OutboxMessage).where(OutboxMessage.id.in_(sent)).values(sent_at=now))
+            # No session synchronization: evaluating the criteria against every row loaded in the
+            # session was a third of the relay's CPU, and nothing reads sent_at before the commit.
+            marked = update(OutboxMessage).where(OutboxMessage.id.in_(sent)).values(sent_at=now)
+            session.execute(marked.execution_options(synchronize_session=False))
         for row, outcome in zip(rows, outcomes, strict=True):
             if not outcome.confirmed:
                 row.attempts += 1

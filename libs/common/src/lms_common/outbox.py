@@ -18,6 +18,7 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    Row,
     String,
     Text,
     delete,
@@ -139,18 +140,26 @@ def add_many(
     return len(rows)
 
 
-def unsent_batch(session: Session, limit: int) -> Sequence[OutboxMessage]:
-    """Lock up to ``limit`` publishable rows, skipping those another relay holds."""
+UnsentRow = Row[int, str, str, str, bytes, dict[str, str], int]  # id, event id, type, key, body, headers, attempts
+
+
+def unsent_batch(session: Session, limit: int) -> Sequence[UnsentRow]:
+    """Lock up to ``limit`` publishable rows, skipping those another relay holds.
+
+    Plain rows, not ORM objects: building and tracking 500 objects per batch was a quarter of
+    the relay's CPU, and the relay only reads them (see :meth:`Relay._mark`).
+    """
     now = utcnow()
+    m = OutboxMessage
     query = (
-        select(OutboxMessage)
+        select(m.id, m.event_id, m.event_type, m.routing_key, m.body, m.headers, m.attempts)
         .where(OutboxMessage.sent_at.is_(None))
         .where((OutboxMessage.publish_after.is_(None)) | (OutboxMessage.publish_after <= now))
         .order_by(OutboxMessage.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    return session.scalars(query).all()
+    return session.execute(query).all()
 
 
 def backlog(session: Session) -> tuple[int, float]:

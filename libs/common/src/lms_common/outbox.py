@@ -153,9 +153,9 @@ def unsent_batch(session: Session, limit: int) -> Sequence[UnsentRow]:
     m = OutboxMessage
     query = (
         select(m.id, m.event_id, m.event_type, m.routing_key, m.body, m.headers, m.attempts)
-        .where(OutboxMessage.sent_at.is_(None))
-        .where((OutboxMessage.publish_after.is_(None)) | (OutboxMessage.publish_after <= now))
-        .order_by(OutboxMessage.id)
+        .where(m.sent_at.is_(None))
+        .where((m.publish_after.is_(None)) | (m.publish_after <= now))
+        .order_by(m.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )

@@ -10,11 +10,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import String, Table, delete, literal, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import String, Table, delete
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from lms_common.db import Base, is_postgres, unnested, utcnow
+from lms_common.db import Base, is_postgres, utcnow
 
 
 class InboxMessage(Base):
@@ -42,16 +42,26 @@ def record_many(session: Session, events: Sequence[tuple[str, str]]) -> set[str]
     return record(session, events, utcnow())
 
 
+# psycopg adapts the lists to arrays and prepares the one text.
+_RECORD_ARRAYS = """INSERT INTO inbox (event_id, event_type, handled_at)
+    SELECT given.event_id, given.event_type, %(now)s
+    FROM unnest(%(ids)s::varchar[], %(types)s::varchar[]) AS given(event_id, event_type)
+    ON CONFLICT (event_id) DO NOTHING
+    RETURNING event_id
+"""
+
+
 def _record_arrays(session: Session, events: Sequence[tuple[str, str]], now: datetime) -> set[str]:
-    """PostgreSQL: the batch as arrays, one statement text for every batch, which psycopg
+    """PostgreSQL: the batch as two arrays, one statement text for every batch, which psycopg
     prepares and the server plans once (a multi-row VALUES was parsed and planned anew for each
-    batch size)."""
-    table = cast(Table, InboxMessage.__table__)
-    given = unnested("given", [("event_id", String()), ("event_type", String())], events)
-    rows = select(given.c.event_id, given.c.event_type, literal(now, table.c.handled_at.type))
-    statement = postgresql.insert(table).from_select(["event_id", "event_type", "handled_at"], rows)
-    fresh = statement.on_conflict_do_nothing(index_elements=["event_id"]).returning(table.c.event_id)
-    return set(session.execute(fresh).scalars())
+    batch size).
+
+    Sent as the driver's SQL: every worker runs it once per batch, and building, caching and
+    binding the equivalent SQLAlchemy statement cost 1.7-1.8 ms of CPU per batch of 60 against
+    0.9-1.0 ms (session, transaction and database time included).
+    """
+    parameters = {"now": now, "ids": [event_id for event_id, _ in events], "types": [kind for _, kind in events]}
+    return set(session.connection().exec_driver_sql(_RECORD_ARRAYS, parameters).scalars())
 
 
 def _record_rows(session: Session, events: Sequence[tuple[str, str]], now: datetime) -> set[str]:

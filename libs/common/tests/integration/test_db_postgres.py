@@ -3,8 +3,10 @@ read-only sessions and raw reads run without a transaction."""
 
 from __future__ import annotations
 
+import itertools
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))  # the sam
 
 from test_raw_reads import check_keyset_pages_walk_every_row_once, check_reads_match_sqlalchemy, metadata
 
-from lms_common import inbox, metrics
+from lms_common import inbox, metrics, outbox
+from lms_common.context import correlation
 from lms_common.db import (
     ReadStatement,
     make_engine,
@@ -27,7 +30,9 @@ from lms_common.db import (
     session_scope,
     unnested,
 )
+from lms_common.envelope import Event
 from lms_common.inbox import InboxMessage
+from lms_common.outbox import OutboxMessage
 
 
 def backend_pid(engine: Engine) -> int:
@@ -176,4 +181,38 @@ def test_the_inbox_on_postgresql_keeps_each_event_id_once_under_one_statement_te
         assert len(inserts) == 1, "batches of any size share one statement"
     finally:
         InboxMessage.__table__.drop(engine)
+        engine.dispose()
+
+
+def _location(org: str, n: int) -> dict[str, object]:
+    return {"org_id": org, "parent_id": None, "location_id": str(uuid.uuid4()), "name": f"L{n}", "code": f"C{n}"}
+
+
+def test_the_outbox_on_postgresql_keeps_each_batch_in_order_under_one_statement_text(postgres_url: str) -> None:
+    engine = make_engine(postgres_url)
+    OutboxMessage.__table__.create(engine, checkfirst=True)
+    statements: list[str] = []
+    sa_event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    org = "org-1"
+    events = [Event("LocationCreated", _location(org, n), org, "/identity") for n in range(120)]
+    try:
+        factory = make_session_factory(engine)
+        with session_scope(factory) as session, correlation("request-7"):
+            assert outbox.add_many(session, events[:1]) == 1
+            assert outbox.add_many(session, events[1:100], request_ids=[f"cause-{n}" for n in range(1, 100)]) == 99
+        with session_scope(factory) as session:
+            assert outbox.add_many(session, events[100:]) == 20
+        with session_scope(factory) as session:
+            stored = session.execute(select(OutboxMessage).order_by(OutboxMessage.id)).scalars().all()
+            assert [row.event_id for row in stored] == [event.id for event in events]
+            assert [row.body for row in stored] == [event.to_json() for event in events]
+            assert {row.routing_key for row in stored} == {"identity.LocationCreated"}
+            assert [row.headers["x-request-id"] for row in stored[:3]] == ["request-7", "cause-1", "cause-2"]
+            assert stored[100].headers == {"x-request-id": events[100].id}
+            assert all(row.sent_at is None and row.attempts == 0 for row in stored)
+            assert all(a.created_at <= b.created_at for a, b in itertools.pairwise(stored))
+        inserts = {statement for statement in statements if statement.startswith("INSERT INTO outbox")}
+        assert len(inserts) == 2, "one text that wakes the relay and one that does not, whatever the batch size"
+    finally:
+        OutboxMessage.__table__.drop(engine)
         engine.dispose()

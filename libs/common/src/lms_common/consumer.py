@@ -74,6 +74,7 @@ class Consumer:
         self._stopping = threading.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="handler")
         self._buffer: deque[Delivery] = deque()
+        self._buffered_since = 0.0  # when the oldest delivery in the buffer arrived
         self._retries: list[tuple[float, int, Delivery]] = []
         self._sequence = itertools.count()
         self.connected = threading.Event()
@@ -120,6 +121,10 @@ class Consumer:
             backoff.reset()
             log.info("consuming", queue=self.topology.queue, keys=list(self.topology.routing_keys))
             while not self._stopping.is_set():
+                lingering = self._linger_left()
+                if lingering > 0:
+                    connection.process_data_events(time_limit=lingering)
+                    continue
                 batch = self._next_batch()
                 if batch:
                     self._handle(connection, channel, dead_channel, batch)
@@ -131,6 +136,8 @@ class Consumer:
                 connection.close()
 
     def _on_message(self, _channel: BlockingChannel, method: Any, properties: Any, body: bytes) -> None:
+        if not self._buffer:
+            self._buffered_since = time.monotonic()
         self._buffer.append(
             Delivery(
                 body=body,
@@ -145,6 +152,17 @@ class Consumer:
         if not self._retries:
             return 0.2
         return max(0.0, min(0.2, self._retries[0][0] - time.monotonic()))
+
+    def _linger_left(self) -> float:
+        """Seconds a short batch still waits for more deliveries (``consumer_linger_seconds``);
+        none for a full batch, a retry that is due, or an empty buffer (nothing to hold)."""
+        linger = self.settings.consumer_linger_seconds
+        if linger <= 0 or not self._buffer or len(self._buffer) >= self.settings.consumer_batch_size:
+            return 0.0
+        now = time.monotonic()
+        if self._retries and self._retries[0][0] <= now:
+            return 0.0
+        return max(0.0, self._buffered_since + linger - now)
 
     def _next_batch(self) -> list[Delivery]:
         now = time.monotonic()

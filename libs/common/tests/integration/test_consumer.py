@@ -178,3 +178,30 @@ def test_a_delivery_held_for_a_retry_stays_unacknowledged_while_later_ones_are_a
     assert set(counts) == {event.id for event in [held, *later, *more]}
     assert set(counts.values()) == {1}
     assert bus.channel.queue_declare(settings.queue, passive=True).method.message_count == 0
+
+
+def _batches() -> tuple[float, float]:
+    """(batches, deliveries) handled so far by the fixture service's consumers."""
+    samples = {s.name: s.value for s in metrics.CONSUMER_BATCH.collect()[0].samples if s.labels["service"] == "fixture"}
+    name = "lms_consumer_batch_deliveries"
+    return samples.get(f"{name}_count", 0.0), samples.get(f"{name}_sum", 0.0)
+
+
+def test_a_lingering_consumer_gathers_a_trickle_into_one_batch_and_still_handles_a_lone_event(
+    settings: Settings, runtime: Runtime, bus: Bus
+) -> None:
+    lingering = replace(settings, consumer_linger_seconds=1.0)
+    trickle, lone = [ping(n) for n in range(5)], ping(99)
+    with consuming(lingering, runtime):
+        batches, deliveries = _batches()
+        for event in trickle:
+            bus.publish_event(event)
+            time.sleep(0.05)
+        wait_until(lambda: all(effects(runtime)[event.id] == 1 for event in trickle), timeout=10)
+        assert _batches() == (batches + 1, deliveries + 5), "five events within the linger: one batch"
+        published = time.monotonic()
+        bus.publish_event(lone)
+        wait_until(lambda: effects(runtime)[lone.id] == 1, timeout=10)
+        waited = time.monotonic() - published
+    assert 0.9 <= waited < 5.0, f"a lone event waits out the linger, then is handled ({waited:.2f} s)"
+    assert _batches()[0] == batches + 2

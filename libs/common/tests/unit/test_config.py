@@ -89,3 +89,10 @@ def test_a_service_may_have_its_own_broker_user() -> None:
     }
     assert Settings.from_env("enrollment", env=env).amqp_url == "amqp://lms-enrollment:s@broker/lms"
     assert Settings.from_env("catalog", env=env).amqp_url == "amqp://shared:p@broker/lms"
+
+
+def test_only_reporting_lingers_for_a_batch_unless_told_otherwise() -> None:
+    assert Settings.from_env("reporting", {}).consumer_linger_seconds == 0.05
+    assert Settings.from_env("enrollment", {}).consumer_linger_seconds == 0.0
+    assert Settings.from_env("reporting", {"LMS_CONSUMER_LINGER_SECONDS": "0"}).consumer_linger_seconds == 0.0
+    assert Settings.from_env("identity", {"LMS_CONSUMER_LINGER_SECONDS": "0.2"}).consumer_linger_seconds == 0.2

@@ -306,7 +306,7 @@ def stored_effects(session: Session, planned: list[PlannedEvent]) -> set[tuple[s
 
 def _event_rows(rows: Rows, item: PlannedEvent, now: datetime) -> None:
     event = item.event
-    if not item.kept:
+    if not item.kept and item.runs:  # kept for its runs' retries, as evaluation.evaluate_event
         body = event.to_dict()
         rows.source_events.append(
             {"event_id": event.id, "org_id": event.orgid, "event_type": event.type, "body": body, "received_at": now}

@@ -55,9 +55,15 @@ class Evaluation:
 
 
 def evaluate_event(session: Session, event: Event) -> list[Run]:
-    """Every default behaviour and enabled rule of the event's organization, in creation order."""
-    keep_event(session, event)
+    """Every default behaviour and enabled rule of the event's organization, in creation order.
+
+    The event is kept for its runs' retries; one that no rule or default evaluates has no run
+    to retry (identity's UserProvisioned, where no rule is triggered by it) and is not kept.
+    """
     todo = evaluations(session, event)
+    if not todo:
+        return []
+    keep_event(session, event)
     done = evaluated(session, event, [item.rule_key for item in todo])
     return [run_once(session, event, item) for item in todo if item.rule_key not in done]
 

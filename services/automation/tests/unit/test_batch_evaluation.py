@@ -57,6 +57,18 @@ def test_invoices_and_provisioned_users_have_the_same_outcome(sqlite, keys):
     assert statuses.count("duplicate") == 3 and "succeeded" in statuses
 
 
+def test_an_event_no_rule_evaluates_is_not_kept_on_either_path(sqlite, keys):
+    """Source events are kept for their runs' retries: OTHER_ORG has no UserProvisioned rule, so
+    its users' events leave no run and no copy, nor does its invoice (its default grants are
+    off), while ORG's user and invoice are kept."""
+    kept = [provisioned(), paid("INV-9")]
+    left = [provisioned(org=OTHER_ORG), paid("INV-9", org=OTHER_ORG)]
+    one_by_one, _ = both_paths(sqlite, keys, [delivery(item) for item in [*left, *kept]])
+    tables = one_by_one.tables()
+    assert [row[0] for row in tables["source_events"]] == sorted(item.id for item in kept)
+    assert {row[0] for row in tables["runs"]} == {item.id for item in kept}
+
+
 def test_an_employee_onboarded_offboarded_and_rehired_in_one_batch(sqlite, keys):
     batch = [
         onboarded("E-1", "2026-12-01"),

@@ -106,9 +106,9 @@ def test_a_lone_invoice_is_read_then_written_once_without_a_savepoint(harness):
     verbs = [" ".join(statement.split()[:3]) for statement in statements]
     assert verbs == [
         "INSERT INTO inbox",
-        "INSERT INTO source_events",
         "SELECT org_settings.org_id, org_settings.invoice_paid_grants,",
         "SELECT rules.id, rules.org_id,",
+        "INSERT INTO source_events",
         "SELECT runs.rule_key FROM",
         "SELECT effects.natural_key FROM",
         "INSERT INTO effects",

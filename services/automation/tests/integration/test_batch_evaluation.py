@@ -30,8 +30,10 @@ from batch_helpers import (
     provisioned,
 )
 
+from automation import evaluation
 from lms_common import migrations
 from lms_common.config import Settings
+from lms_common.db import make_engine, make_session_factory, session_scope
 from lms_common.statistics import StatisticsKeeper
 from lms_common.testing import TestKeys, isolated_settings, scratch_database, wait_until
 
@@ -109,3 +111,41 @@ def test_a_lone_invoice_paid_costs_nine_statements_on_postgresql(postgres):
     runs = {row[1]: row[5:7] for row in worker.tables()["runs"] if row[0] == lone.id}
     assert sorted(runs.values()) == [(False, "not_matched"), (True, "succeeded")]
     assert len(worker.tables()["outbox"]) == 4
+
+
+def test_run_lookups_use_the_runs_key_and_the_org_index_is_gone(postgres_admin_url: str) -> None:
+    """Migration 0004 drops the index on the organization alone (and 0003 has it back); on a
+    table of 3,000 analyzed runs, the per-event lookup of an event's runs reads the unique key."""
+    with scratch_database(postgres_admin_url) as url:
+        engine = make_engine(url)
+
+        def indexes() -> set[str]:
+            with engine.connect() as connection:
+                query = text("SELECT indexname FROM pg_indexes WHERE tablename = 'runs'")
+                return set(connection.execute(query).scalars())
+
+        migrations.upgrade(SERVICE.migrations, url, "0003")
+        assert "ix_runs_org_id" in indexes()
+        migrations.upgrade(SERVICE.migrations, url)
+        assert indexes() == {"pk_runs", "uq_runs_rule_event", "ix_runs_org_created", "ix_runs_rule_id"}
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO runs (id, org_id, rule_key, event_id, event_type, matched, status, actions,"
+                    " attempts, created_at, updated_at) SELECT gen_random_uuid()::text, 'org-1', 'default', "
+                    "n::text, 'InvoicePaid', true, 'succeeded', '[]', 1, now(), now() FROM generate_series(1, 3000) n"
+                )
+            )
+            connection.execute(text("ANALYZE runs"))
+        with session_scope(make_session_factory(engine)) as session:
+            event = paid("INV-1", org="org-1")
+            lookup = text(
+                "EXPLAIN SELECT rule_key FROM runs WHERE org_id = :o AND event_id = :e AND rule_key = ANY(:k)"
+            )
+            parameters = {"o": event.orgid, "e": event.id, "k": ["default", "rule-1"]}
+            plan = "\n".join(session.execute(lookup, parameters).scalars())
+            assert "uq_runs_rule_event" in plan and "Filter" not in plan, plan
+            assert evaluation.evaluated(session, event, ["default"]) == set()
+        migrations.downgrade(SERVICE.migrations, url, "0003")
+        assert "ix_runs_org_id" in indexes()
+        engine.dispose()

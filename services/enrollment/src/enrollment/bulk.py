@@ -362,9 +362,8 @@ def enroll_few(session: Session, targets: list[dict[str, str]], now: datetime) -
 def _enrollments_of(session: Session, targets: list[dict[str, str]]) -> list[tuple[str, str, str]]:
     pairs = [(t["user_id"], t["course_id"]) for t in targets]
     e = Enrollment
-    return list(
-        session.execute(select(e.id, e.user_id, e.course_id).where(tuple_(e.user_id, e.course_id).in_(pairs))).all()
-    )
+    by_user = tuple_(e.user_id, e.course_id.concat("")).in_(pairs)  # the unique index: see enrollment_of
+    return list(session.execute(select(e.id, e.user_id, e.course_id).where(by_user)).all())
 
 
 def _upsert_sources(session: Session, sources: list[dict[str, Any]]) -> None:
@@ -482,7 +481,7 @@ def _insert_enrollments(session: Session, batch_id: str, now: datetime) -> int:
         .group_by(t.org_id, t.user_id, t.course_id)
         .subquery()
     )
-    enrolled = exists().where(Enrollment.user_id == firsts.c.user_id, Enrollment.course_id == firsts.c.course_id)
+    enrolled = exists().where(enrollment_of(firsts.c.user_id, firsts.c.course_id))
     rows = select(
         new_uuid(session),
         firsts.c.org_id,
@@ -510,7 +509,7 @@ def _insert_enrollments(session: Session, batch_id: str, now: datetime) -> int:
 
 def _open_sources(session: Session, batch_id: str) -> None:
     t, s = BulkTarget, EnrollmentSource
-    join = and_(Enrollment.user_id == t.user_id, Enrollment.course_id == t.course_id)
+    join = enrollment_of(t.user_id, t.course_id)
     targeted = (
         select(Enrollment.id)
         .join(t, join)

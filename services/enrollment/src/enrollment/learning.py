@@ -262,7 +262,7 @@ def enroll(session: Session, org: str, user_ids: list[str], course_ids: list[str
 
 
 def enrollment_of(session: Session, user_id: str, course_id: str) -> Enrollment | None:
-    return session.scalar(select(Enrollment).where(Enrollment.user_id == user_id, Enrollment.course_id == course_id))
+    return session.scalar(select(Enrollment).where(bulk.enrollment_of(user_id, course_id)))
 
 
 def course_in(session: Session, who: Actor, course_id: str) -> Course:

@@ -3,8 +3,8 @@
 The shared processor calls a handler per message, within one transaction per batch of
 deliveries. Reporting does a batch's work at once, just before that transaction commits: the
 events are logged in one statement, the projection rows they read are loaded a table at a time
-and the changes are written in one flush, rather than a few round trips per message. Now and
-then the batch also analyzes the tables that grew (:mod:`lms_common.statistics`).
+and the changes are written a few statements per table, rather than a few round trips per
+message. Now and then the batch also analyzes the tables that grew (:mod:`lms_common.statistics`).
 
 Should that batch work fail, the processor's own protocol for a failing handler applies: the
 transaction is rolled back whole and the batch handled again with a savepoint per message. A
@@ -39,10 +39,9 @@ KEEPER = StatisticsKeeper(PROJECTIONS, lock=0x5245504F)  # "REPO"
 
 
 def apply(session: Session, events: Sequence[Event]) -> None:
-    """Append the events to the log and apply them to the live projections, then flush."""
+    """Append the events to the log and apply them to the live projections."""
     eventlog.append_many(session, events)  # before the generation is read: see live_generation
     project_many(session, eventlog.live_generation(session), events)
-    session.flush()
 
 
 def _apply_pending(session: Session) -> None:

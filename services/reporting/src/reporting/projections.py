@@ -6,7 +6,7 @@ when it is newer than the fact the row holds, compared by (timestamp, event id).
 
 Events are projected a batch at a time (:func:`project_many`): the rows the batch's events
 touch are loaded together, one query per table, into :class:`Rows`, and the functions read and
-change them in memory; the session writes the changes back in one flush.
+change them in memory; the changes are written back at the end, a few statements per table.
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cache
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import any_, bindparam, inspect, select, update
+from sqlalchemy import ColumnDefault, Table, Update, any_, bindparam, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
@@ -45,30 +46,145 @@ Key = tuple[Any, ...]
 LOAD_CHUNK = 500
 
 
+class Record:
+    """A projection row held in memory: its columns as plain attributes, no ORM state.
+
+    :class:`Rows` hands records out typed as their model, whose columns they carry, and writes
+    them back itself: the ORM's unit of work cost more than the projections' own work.
+    """
+
+    def __init__(self, values: Mapping[str, Any]):
+        self.__dict__.update(values)
+
+
+class _Held:
+    """The rows of one table known to a batch, and the values of those the database holds."""
+
+    def __init__(self, model: type[Base]):
+        self.table = cast(Table, model.__table__)
+        self.key_names = [column.key for column in self.table.primary_key.columns]
+        self.rows: dict[Key, Record | None] = {}
+        self.stored: dict[Key, dict[str, Any]] = {}
+        # A new row's values before it is given any: each column's default, or None; a default
+        # made by a function (``dict``, for a JSON column) is made anew for each row.
+        self.defaults: dict[str, Any] = {}
+        self.made: dict[str, Callable[[Any], Any]] = {}
+        for column in self.table.columns:
+            default = column.default if isinstance(column.default, ColumnDefault) else None
+            if default is not None and default.is_callable:
+                self.made[column.key] = default.arg
+            else:
+                self.defaults[column.key] = default.arg if default is not None else None
+
+    def key(self, values: Mapping[Any, Any]) -> Key:
+        return tuple(values[name] for name in self.key_names)
+
+    def loaded(self, values: Mapping[Any, Any]) -> Record:
+        """A row read from the database; when already held, the held one (it may have changes)."""
+        key = self.key(values)
+        record = self.rows.get(key)
+        if record is None:
+            record = self.rows[key] = Record(values)
+            self.stored[key] = dict(values)
+        return record
+
+    def created(self, key: Key, values: Mapping[str, Any]) -> Record:
+        made = {name: make(None) for name, make in self.made.items()}
+        record = self.rows[key] = Record(
+            {**self.defaults, **made, **dict(zip(self.key_names, key, strict=True)), **values}
+        )
+        return record
+
+    def changes(self) -> tuple[list[dict[str, Any]], list[list[dict[str, Any]]]]:
+        """The rows to insert, and those to update grouped by the columns that changed; from
+        now on their values count as stored."""
+        new: list[dict[str, Any]] = []
+        changed: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+        for key, record in self.rows.items():
+            if record is None:
+                continue
+            values, stored = vars(record), self.stored.get(key)
+            if stored is None:
+                new.append(dict(values))
+            else:
+                names = tuple(name for name, value in values.items() if stored[name] != value)
+                if not names:
+                    continue
+                by_key = {f"key_{name}": value for name, value in zip(self.key_names, key, strict=True)}
+                changed[names].append(by_key | {name: values[name] for name in names})
+            self.stored[key] = dict(values)
+        return new, list(changed.values())
+
+
+@cache
+def _update_by_key(table: Table) -> Update:
+    """An UPDATE of one row by its key (``key_<column>``); the columns it sets are the other
+    parameters given."""
+    return update(table).where(*(column == bindparam(f"key_{column.key}") for column in table.primary_key.columns))
+
+
 class Rows:
-    """The projection rows a batch of events reads, by primary key, kept for the batch.
+    """The projection rows a batch of events reads and writes, by primary key, kept for the batch.
 
     A key maps to its row, or to None when the row is known not to exist (yet): rows are
     loaded a table at a time for the whole batch (:meth:`load`), and a row created or deleted
     by an event is recorded here, so the events after it see it without asking the database.
+    :meth:`write` writes the changes back, a table at a time: the new rows in one statement,
+    the changed ones in one statement per set of columns changed.
     """
 
     def __init__(self, session: Session):
         self.session = session
-        self.known: dict[tuple[type[Base], Key], Base | None] = {}
+        self.tables: dict[type[Base], _Held] = {}
+
+    def _held(self, model: type[Base]) -> _Held:
+        if model not in self.tables:
+            self.tables[model] = _Held(model)
+        return self.tables[model]
 
     def get(self, model: type[M], key: Key) -> M | None:
-        entry = (model, key)
-        if entry not in self.known:
-            self.known[entry] = self.session.get(model, key)
-        return cast("M | None", self.known[entry])
+        held = self._held(model)
+        if key not in held.rows:
+            self.load(model, [key])
+        return cast("M | None", held.rows[key])
 
-    def put(self, model: type[M], key: Key, row: M) -> None:
-        self.known[(model, key)] = row
+    def create(self, model: type[M], key: Key, values: Mapping[str, Any]) -> M:
+        """A new row (unset columns take their defaults), inserted by the next :meth:`write`."""
+        return cast(M, self._held(model).created(key, values))
 
-    def drop(self, row: Base) -> None:
-        """The row was deleted."""
-        self.known[(type(row), tuple(inspect(row).identity or ()))] = None
+    def find(self, model: type[M], *criteria: Any) -> list[M]:
+        """The rows matching ``criteria``, as this batch has changed them."""
+        self.write(model)
+        held = self._held(model)
+        found = self.session.execute(select(held.table).where(*criteria)).mappings()
+        return cast(list[M], [held.loaded(row) for row in found])
+
+    def delete(self, model: type[M], row: M) -> None:
+        held = self._held(model)
+        key = held.key(vars(row))
+        if held.stored.pop(key, None) is not None:
+            columns = held.table.primary_key.columns
+            self.session.execute(delete(held.table).where(*(c == v for c, v in zip(columns, key, strict=True))))
+        held.rows[key] = None
+
+    def update(self, model: type[Base], *criteria: Any, **values: Any) -> None:
+        """Set ``values`` on every row matching ``criteria``, in the database: the rows held
+        are written first, and read again when next asked for."""
+        self.write(model)
+        self.session.execute(update(self._held(model).table).where(*criteria).values(**values))
+        del self.tables[model]
+
+    def write(self, *models: type[Base]) -> None:
+        """Write the changes to these tables (all when none are named)."""
+        for model in models or list(self.tables):
+            held = self.tables.get(model)
+            if held is None:
+                continue
+            new, changed = held.changes()
+            if new:
+                self.session.execute(insert(held.table), new)
+            for rows in changed:
+                self.session.execute(_update_by_key(held.table), rows)
 
     def load(self, model: type[Base], keys: Iterable[Key], parent: type[Base] | None = None) -> None:
         """Load the rows of these keys (gen, org, *rest) not known yet, one query per scope.
@@ -78,28 +194,30 @@ class Rows:
         With a ``parent`` (whose key is the first three columns of this one, loaded before),
         a key whose parent row does not exist is known missing without asking.
         """
+        held = self._held(model)
+        parents = self._held(parent).rows if parent is not None else {}
         wanted: dict[tuple[Any, Any], dict[Key, None]] = defaultdict(dict)
         for key in keys:
-            if (model, key) in self.known:
+            if key in held.rows:
                 continue
-            if parent is not None and self.known.get((parent, key[:3]), True) is None:
-                self.known[(model, key)] = None
+            if parent is not None and parents.get(key[:3], True) is None:
+                held.rows[key] = None
                 continue
             wanted[key[:2]][key[2:]] = None
-        columns = list(model.__table__.primary_key.columns)  # type: ignore[attr-defined]
+        columns = list(held.table.primary_key.columns)
         postgres = is_postgres(self.session)
         for (gen, org), rests in wanted.items():
             pending = list(rests)
             for start in range(0, len(pending), LOAD_CHUNK):
                 chunk = pending[start : start + LOAD_CHUNK]
-                query = select(model).where(columns[0] == gen, columns[1] == org)
+                query = select(held.table).where(columns[0] == gen, columns[1] == org)
                 for i, column in enumerate(columns[2:]):
                     values = sorted({rest[i] for rest in chunk})
                     query = query.where(_one_of(column, values, postgres))
-                for row in self.session.scalars(query):
-                    self.known[(model, tuple(inspect(row).identity or ()))] = row
+                for row in self.session.execute(query).mappings():
+                    held.loaded(row)
                 for rest in chunk:
-                    self.known.setdefault((model, (gen, org, *rest)), None)
+                    held.rows.setdefault((gen, org, *rest), None)
 
 
 def _one_of(column: Any, values: list[Any], postgres: bool) -> Any:
@@ -138,13 +256,7 @@ class Target:
         """The row with this key, created with ``values`` when it does not exist yet."""
         full = (self.gen, self.org, *key)
         found = self.rows.get(model, full)
-        if found is not None:
-            return found
-        names = [column.key for column in model.__table__.primary_key.columns]  # type: ignore[attr-defined]
-        created = model(**dict(zip(names, full, strict=True)), **values)
-        self.session.add(created)
-        self.rows.put(model, full, created)
-        return created
+        return found if found is not None else self.rows.create(model, full, values)
 
     def user(self, user_id: str) -> str:
         """The user a fact belongs to now, after contact merges."""
@@ -237,15 +349,11 @@ def remember_program(t: Target, program_id: str, title: str, course_ids: list[st
 
 
 def _set_program_courses(t: Target, program_id: str, course_ids: list[str]) -> None:
-    existing = t.session.scalars(
-        select(ProgramCourse).where(
-            ProgramCourse.gen == t.gen, ProgramCourse.org_id == t.org, ProgramCourse.program_id == program_id
-        )
+    existing = t.rows.find(
+        ProgramCourse, ProgramCourse.gen == t.gen, ProgramCourse.org_id == t.org, ProgramCourse.program_id == program_id
     )
     for row in existing:
-        t.session.delete(row)
-        t.rows.drop(row)
-    t.session.flush()
+        t.rows.delete(ProgramCourse, row)
     for position, course_id in enumerate(dict.fromkeys(course_ids)):
         t.add(ProgramCourse, program_id, course_id, position=position)
 
@@ -331,8 +439,9 @@ def _best(held: int | None, given: int | None) -> int | None:
 
 def _attach_certificate(t: Target, row: Completion) -> None:
     """A certificate issued before its completion arrived: link it now."""
-    certificate = t.session.scalars(
-        select(Certificate)
+    t.rows.write(Certificate)
+    certificate = t.session.execute(
+        select(Certificate.certificate_id, Certificate.verification_code)
         .where(Certificate.gen == t.gen, Certificate.org_id == t.org, Certificate.user_id == row.user_id)
         .where(Certificate.course_id == row.course_id, Certificate.program_id == row.program_id)
         .order_by(Certificate.issued_at, Certificate.certificate_id)
@@ -429,15 +538,13 @@ def apply_certificate_issued(t: Target) -> None:
         program_id=d.get("program_id"), title=d["title"], verification_code=d["verification_code"],
         issued_at=t.time("issued_at"),
     )  # fmt: skip
-    t.session.flush()
-    t.session.execute(
-        update(Completion)
-        .where(Completion.gen == t.gen, Completion.org_id == t.org, Completion.user_id == certificate.user_id)
-        .where(Completion.course_id == certificate.course_id, Completion.program_id == certificate.program_id)
-        .where(Completion.verification_code.is_(None))
-        .values(certificate_id=certificate.certificate_id, verification_code=certificate.verification_code)
-        .execution_options(synchronize_session="fetch")
-    )
+    t.rows.update(
+        Completion,
+        Completion.gen == t.gen, Completion.org_id == t.org, Completion.user_id == certificate.user_id,
+        Completion.course_id == certificate.course_id, Completion.program_id == certificate.program_id,
+        Completion.verification_code.is_(None),
+        certificate_id=certificate.certificate_id, verification_code=certificate.verification_code,
+    )  # fmt: skip
 
 
 def apply_history_merged(t: Target) -> None:
@@ -445,24 +552,17 @@ def apply_history_merged(t: Target) -> None:
     d = t.data
     source, target = d["from_user_id"], d["to_user_id"]
     t.add(UserAlias, source, to_user_id=target)
-    t.session.flush()
     for model in (Enrollment, LessonCompletion, Completion, QuizAttempt, Certificate, Assignment):
-        t.session.execute(
-            update(model)
-            .where(model.gen == t.gen, model.org_id == t.org, model.user_id == source)  # type: ignore[attr-defined]
-            .values(user_id=target)
-            .execution_options(synchronize_session="fetch")
-        )
+        table = cast(Table, model.__table__)
+        t.rows.update(model, table.c.gen == t.gen, table.c.org_id == t.org, table.c.user_id == source, user_id=target)
     _merge_members(t, source, target)
 
 
 def _merge_members(t: Target, source: str, target: str) -> None:
-    rows = t.session.scalars(
-        select(ProgramMember).where(
-            ProgramMember.gen == t.gen, ProgramMember.org_id == t.org, ProgramMember.user_id == source
-        )
+    rows = t.rows.find(
+        ProgramMember, ProgramMember.gen == t.gen, ProgramMember.org_id == t.org, ProgramMember.user_id == source
     )
-    for row in list(rows):
+    for row in rows:
         kept = t.add(ProgramMember, row.program_id, target, member=row.member)
         if row.added_at is not None:
             kept.added_at = _earliest(kept.added_at, row.added_at)
@@ -472,8 +572,7 @@ def _merge_members(t: Target, source: str, target: str) -> None:
             row.membership_at, row.membership_id or "", kept.membership_at, kept.membership_id
         ):
             kept.member, kept.membership_at, kept.membership_id = row.member, row.membership_at, row.membership_id
-        t.session.delete(row)
-        t.rows.drop(row)
+        t.rows.delete(ProgramMember, row)
 
 
 PROJECTORS: dict[str, Callable[[Target], None]] = {
@@ -560,8 +659,8 @@ def _load(rows: Rows, gen: int, events: Sequence[Event]) -> None:
 def project_many(session: Session, gen: int, events: Sequence[Event]) -> None:
     """Apply events, in order, to generation ``gen`` (events no report reads are only logged).
 
-    The rows they read are loaded first, a table at a time; the changes stay in the session
-    until it flushes.
+    The rows they read are loaded first, a table at a time; the changes are written when the
+    last event is applied.
     """
     rows = Rows(session)
     _load(rows, gen, events)
@@ -569,6 +668,7 @@ def project_many(session: Session, gen: int, events: Sequence[Event]) -> None:
         projector = PROJECTORS.get(event.type)
         if projector is not None:
             projector(Target(session, gen, event, rows))
+    rows.write()
 
 
 def project(session: Session, gen: int, event: Event) -> None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Table, func, insert, select
 from sqlalchemy.orm import Session
 
 from lms_common.db import utcnow
 from lms_common.envelope import Event
+from reporting.bulk import insert_rows
 from reporting.models import LoggedEvent, ProjectionState
 
 LIVE = "live"
@@ -31,12 +33,13 @@ def append(session: Session, event: Event) -> None:
 
 
 def append_many(session: Session, events: Sequence[Event]) -> None:
-    """Log a batch of events in one statement (executed for many rows)."""
+    """Log a batch of events at once (see :mod:`reporting.bulk`)."""
     if not events:
         return
     now = utcnow()
-    session.execute(
-        insert(LoggedEvent.__table__),  # type: ignore[arg-type]
+    insert_rows(
+        session,
+        cast(Table, LoggedEvent.__table__),
         [
             {"id": e.id, "type": e.type, "orgid": e.orgid, "time": e.time, "data": dict(e.data), "received_at": now}
             for e in events

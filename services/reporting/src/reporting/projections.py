@@ -18,12 +18,13 @@ from datetime import date, datetime
 from functools import cache
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import ColumnDefault, Table, Update, any_, bindparam, delete, insert, select, update
+from sqlalchemy import ColumnDefault, Table, Update, any_, bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from lms_common.db import Base, is_postgres
 from lms_common.envelope import Event, parse_time
+from reporting.bulk import insert_rows
 from reporting.models import (
     Assignment,
     Certificate,
@@ -181,8 +182,7 @@ class Rows:
             if held is None:
                 continue
             new, changed = held.changes()
-            if new:
-                self.session.execute(insert(held.table), new)
+            insert_rows(self.session, held.table, new)
             for rows in changed:
                 self.session.execute(_update_by_key(held.table), rows)
 

@@ -4,7 +4,8 @@ The projections are loaded with COPY (what matters here is reading them); then
 - the compliance report, one page of one location, through the Flask app: median ms;
 - the whole audit CSV (every completion), streamed: seconds, and peak Python memory;
 - the projection rate: the real worker (consumer + log + projections) handling events from
-  RabbitMQ, against raw pika consuming in the same run.
+  RabbitMQ, against raw pika consuming in the same run: lesson completions, then an onboarding's
+  mix (per person UserProvisioned, RoleAssigned, 3 AssignmentCreated, 3 EnrollmentCreated).
 """
 
 from __future__ import annotations
@@ -137,30 +138,61 @@ def _event(n: int) -> Event:
     return SUITE_EVENTS.validate(Event("LessonCompleted", data, ORG, "/bench", time=T0 + timedelta(seconds=n)))
 
 
-def projection_rate(settings: Any, count: int) -> float:
+ONBOARDING_COURSES = 3
+
+
+def _onboarding(n: int) -> list[Event]:
+    """What reporting hears of one onboarded employee: 8 events."""
+    user, at = _id(n, "ouser"), format_time(T0 + timedelta(seconds=n))
+    events = [
+        Event("UserProvisioned", {"user_id": user, "email": f"o{n}@example.com", "org_id": ORG, "cause": "api",
+              "cause_event_id": None, "created": True, "first_name": "New", "last_name": str(n),
+              "location_id": _id(n % LOCATIONS, "loc"), "department": "Ops", "kind": "staff"}, ORG, "/bench"),
+        Event("RoleAssigned", {"assignment_id": _id(n, "orole"), "user_id": user, "org_id": ORG,
+              "role_id": _id(0, "orole-id"), "role": "learner", "permissions": [], "scope": "organization",
+              "location_id": None, "client_org_id": None, "assigned_at": at}, ORG, "/bench"),
+    ]  # fmt: skip
+    for c in range(ONBOARDING_COURSES):
+        course, key = _id(c, "course"), n * ONBOARDING_COURSES + c
+        events.append(Event("AssignmentCreated", {"assignment_id": _id(key, "oasg"), "org_id": ORG, "user_id": user,
+                            "course_id": course, "program_id": None, "title": f"Course {c}", "due_on": "2026-03-01",
+                            "mandatory": True, "cycle": 1, "assigned_at": at, "actor_id": None,
+                            "cause": "automation"}, ORG, "/bench"))  # fmt: skip
+    for c in range(ONBOARDING_COURSES):
+        course, key = _id(c, "course"), n * ONBOARDING_COURSES + c
+        events.append(Event("EnrollmentCreated", {"enrollment_id": _id(key, "oenr"), "org_id": ORG, "user_id": user,
+                            "course_id": course, "course_title": f"Course {c}", "source": "assignment",
+                            "source_id": None, "enrolled_at": at}, ORG, "/bench"))  # fmt: skip
+    return [SUITE_EVENTS.validate(event) for event in events]
+
+
+def onboarding_events(count: int) -> list[Event]:
+    return [event for n in range(count // 8) for event in _onboarding(n)]
+
+
+def projection_rate(settings: Any, events: list[Event]) -> float:
     """Events/s through the real worker: consumer, inbox, event log and projections."""
     SERVICE.declare_topology(settings)
+    engine = make_engine(settings.database_url)
+    with engine.connect() as db:
+        expected = db.execute(sa.text("SELECT count(*) FROM event_log")).scalar_one() + len(events)
     publisher = ConfirmingPublisher(settings.amqp_url, settings.exchange, app_id="bench")
-    messages = [
-        OutgoingMessage("enrollment.LessonCompleted", e.to_json(), e.id, event_type=e.type)
-        for e in map(_event, range(count))
-    ]
-    for start in range(0, count, 1000):
+    messages = [OutgoingMessage(SUITE_EVENTS.routing_key(e), e.to_json(), e.id, event_type=e.type) for e in events]
+    for start in range(0, len(messages), 1000):
         publisher.publish_batch(messages[start : start + 1000])
     publisher.close()
     consumer = Consumer(settings, SERVICE.topology(settings), SERVICE.processor(SERVICE.runtime(settings)))
-    engine = make_engine(settings.database_url)
     thread = threading.Thread(target=consumer.run, daemon=True)
     started = time.perf_counter()
     thread.start()
     with engine.connect() as db:
-        while db.execute(sa.text("SELECT count(*) FROM event_log WHERE type = 'LessonCompleted'")).scalar_one() < count:
+        while db.execute(sa.text("SELECT count(*) FROM event_log")).scalar_one() < expected:
             time.sleep(0.05)
     elapsed = time.perf_counter() - started
     consumer.stop()
     thread.join(timeout=10)
     engine.dispose()
-    return count / elapsed
+    return len(events) / elapsed
 
 
 def run(admin_url: str, amqp_url: str, count: int = 10_000) -> list[Row]:
@@ -176,11 +208,13 @@ def run(admin_url: str, amqp_url: str, count: int = 10_000) -> list[Row]:
         compliance = compliance_median_ms(client, headers)
         seconds, rows, peak = audit_csv(client, headers)
         _, raw_consume = bus.raw_publish_and_consume(settings, count)
-        projected = projection_rate(settings, count)
+        projected = projection_rate(settings, [_event(n) for n in range(count)])
+        onboarded = projection_rate(settings, onboarding_events(count))
         delete_broker_objects(amqp_url, settings)
     return [
         ("reporting: compliance page, median ms", compliance, "< 100 ms", None),
         (f"reporting: audit CSV {rows:,} rows, seconds", seconds, "< 5 s", None),
         ("reporting: audit CSV peak Python MiB", peak, "flat", None),
         ("reporting: projection rate (worker)", projected, "measured", projected / raw_consume),
+        ("reporting: projection rate, onboarding mix (worker)", onboarded, "measured", onboarded / raw_consume),
     ]

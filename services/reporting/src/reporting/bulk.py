@@ -1,14 +1,16 @@
-"""Inserting many rows at once: COPY on PostgreSQL, an INSERT executed for many rows elsewhere.
+"""The reporting worker's hot statements on PostgreSQL, sent on the driver's own cursor.
 
-The reporting worker inserts every event it consumes into the log, and most of them create a
-projection row or two: COPY costs the worker a fraction of the CPU of an INSERT per row (which
-psycopg sends through a pipeline, adapting each row's parameters in Python).
+The worker inserts every event it consumes into the log, and most of them create a projection
+row or two: COPY (:func:`insert_rows`) costs the worker a fraction of the CPU of an INSERT per
+row (which psycopg sends through a pipeline, adapting each row's parameters in Python). Other
+databases get an INSERT executed for many rows.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import JSON, Table, insert
@@ -31,19 +33,25 @@ def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
 def _copy(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
     names = list(rows[0])
     encoders = [_encoder(table.c[name].type) for name in names]
-    sql = f"COPY {table.name} ({', '.join(names)}) FROM STDIN"
+    with driver_cursor(session) as cursor, cursor.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row([encode(row[name]) for name, encode in zip(names, encoders, strict=True)])
+
+
+@contextmanager
+def driver_cursor(session: Session) -> Iterator[Any]:
+    """A cursor of the driver's connection of the session's transaction; its errors are raised
+    as SQLAlchemy raises a failed statement's, so that a lost connection reads as one."""
     connection = session.connection()
     driver: Any = connection.connection.driver_connection
     try:
-        with driver.cursor() as cursor, cursor.copy(sql) as copy:
-            for row in rows:
-                copy.write_row([encode(row[name]) for name, encode in zip(names, encoders, strict=True)])
+        with driver.cursor() as cursor:
+            yield cursor
     except driver.Error as exc:
-        # As SQLAlchemy reports a failed statement, so that a lost connection reads as one.
         lost = connection.dialect.is_disconnect(exc, driver, None)
         if lost:
             connection.invalidate(exc)
-        raise DBAPIError.instance(sql, None, exc, type(exc), connection_invalidated=lost) from exc
+        raise DBAPIError.instance(None, None, exc, type(exc), connection_invalidated=lost) from exc
 
 
 def _encoder(column_type: Any) -> Callable[[Any], Any]:

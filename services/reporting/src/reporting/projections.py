@@ -22,9 +22,9 @@ from sqlalchemy import ColumnDefault, Table, Update, any_, bindparam, delete, se
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-from lms_common.db import Base, is_postgres
+from lms_common.db import Base, RawReads, ReadStatement, is_postgres
 from lms_common.envelope import Event, parse_time
-from reporting.bulk import insert_rows
+from reporting.bulk import driver_cursor, insert_rows
 from reporting.models import (
     Assignment,
     Certificate,
@@ -204,27 +204,39 @@ class Rows:
                 held.rows[key] = None
                 continue
             wanted[key[:2]][key[2:]] = None
-        columns = list(held.table.primary_key.columns)
-        postgres = is_postgres(self.session)
         for (gen, org), rests in wanted.items():
             pending = list(rests)
             for start in range(0, len(pending), LOAD_CHUNK):
                 chunk = pending[start : start + LOAD_CHUNK]
-                query = select(held.table).where(columns[0] == gen, columns[1] == org)
-                for i, column in enumerate(columns[2:]):
-                    values = sorted({rest[i] for rest in chunk})
-                    query = query.where(_one_of(column, values, postgres))
-                for row in self.session.execute(query).mappings():
+                for row in self._found(held.table, gen, org, chunk):
                     held.loaded(row)
                 for rest in chunk:
                     held.rows.setdefault((gen, org, *rest), None)
 
+    def _found(self, table: Table, gen: int, org: str, rests: list[Key]) -> list[Mapping[Any, Any]]:
+        """The rows of one scope whose other key columns are each among the values wanted."""
+        wanted = [sorted({rest[i] for rest in rests}) for i in range(len(rests[0]))]
+        if not is_postgres(self.session):
+            columns = list(table.primary_key.columns)
+            query = select(table).where(columns[0] == gen, columns[1] == org)
+            query = query.where(*(column.in_(values) for column, values in zip(columns[2:], wanted, strict=True)))
+            return list(self.session.execute(query).mappings())
+        params = {"gen": gen, "org": org, **{f"key_{n}": values for n, values in enumerate(wanted)}}
+        with driver_cursor(self.session) as cursor:
+            found = _lookup(table).rows(RawReads(self.session.get_bind().dialect, cursor), params)
+        names = table.columns.keys()
+        return [dict(zip(names, row, strict=True)) for row in found]
 
-def _one_of(column: Any, values: list[Any], postgres: bool) -> Any:
-    """``column IN values``; on PostgreSQL ``= ANY(array)``, one parameter whatever the count."""
-    if postgres:
-        return column == any_(bindparam(None, values, type_=ARRAY(column.type)))
-    return column.in_(values)
+
+@cache
+def _lookup(table: Table) -> ReadStatement:
+    """PostgreSQL: the rows of ``table`` of one scope (``gen``, ``org``) whose other key columns
+    are each among the values of an array (``key_0``, ...), sent on the driver's cursor: a
+    batch asks this of several tables, and SQLAlchemy's statement and result machinery cost
+    several times the queries themselves."""
+    gen, org, *rest = table.primary_key.columns
+    arrays = [column == any_(bindparam(f"key_{n}", type_=ARRAY(column.type))) for n, column in enumerate(rest)]
+    return ReadStatement(select(table).where(gen == bindparam("gen"), org == bindparam("org"), *arrays))
 
 
 @dataclass(frozen=True)

@@ -37,8 +37,10 @@ from harness import Suite, remove_suite, start_suite
 from lms_common import broker_users
 from lms_common.testing import DEFAULT_TEST_AMQP_URL
 
-# The fault suite uses LMS_E2E_PORT_BASE itself; the attack suite sits 500 ports above it.
-PORT_OFFSET = 500
+# The fault suite uses LMS_E2E_PORT_BASE itself, up to +910 (its private RabbitMQ at +700 and
+# +701, the proxy at +710, PostgreSQL at +900); the attack suite's APIs, worker and relay
+# metrics (+1..+205 of its own base) sit 1,000 ports above it, clear of all of them.
+PORT_OFFSET = 1000
 
 
 STARTED = time.monotonic()
@@ -164,7 +166,7 @@ def _wait_for_login(url: str) -> None:
 
 @pytest.fixture(scope="session")
 def suite(tmp_path_factory: pytest.TempPathFactory, broker: Broker | None) -> Iterator[Suite]:
-    base = int(os.environ.get("LMS_E2E_PORT_BASE", "18000")) + PORT_OFFSET
+    base = int(os.environ.get("LMS_E2E_PORT_BASE", "23000")) + PORT_OFFSET
     extra = {
         "LMS_IDENTITY_TOKEN_RATE_PER_MINUTE": str(TOKEN_RATE_PER_MINUTE),
         "LMS_IDENTITY_FAILED_LOGINS_PER_ADDRESS": str(FAILED_LOGINS_PER_ADDRESS),

@@ -19,7 +19,7 @@ from psycopg.pq import TransactionStatus
 from sqlalchemy import Connection, DateTime, Engine, MetaData, Select, bindparam, column, create_engine, event, func
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect, ExceptionContext, make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 from sqlalchemy.sql.selectable import TableValuedAlias
@@ -299,6 +299,25 @@ def raw_reads(engine: Engine) -> Iterator[RawReads]:
                     _end_autocommit(connection)
     finally:
         connection.close()
+
+
+@contextmanager
+def session_cursor(session: Session) -> Iterator[Any]:
+    """A cursor of the driver's connection in the session's transaction, for statements sent
+    without SQLAlchemy (``COPY``, reads compiled once). Its errors are raised as SQLAlchemy
+    raises a failed statement's, so the processor's handling applies: a lost connection is
+    dropped from the pool and counted, as in :func:`raw_reads`."""
+    connection = session.connection()
+    driver: Any = connection.connection.driver_connection
+    try:
+        with driver.cursor() as cursor:
+            yield cursor
+    except driver.Error as exc:
+        lost = connection.dialect.is_disconnect(exc, driver, None)
+        if lost:
+            metrics.DATABASE_DISCONNECTS.inc()
+            connection.invalidate(exc)
+        raise DBAPIError.instance(None, None, exc, type(exc), connection_invalidated=lost) from exc
 
 
 def _end_autocommit(connection: PoolProxiedConnection) -> None:

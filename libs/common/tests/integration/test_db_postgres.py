@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, Integer, String, and_, create_engine, func, select, text
 from sqlalchemy import event as sa_event
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.pool import NullPool
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))  # the same checks as on SQLite
@@ -27,6 +27,7 @@ from lms_common.db import (
     make_read_session_factory,
     make_session_factory,
     raw_reads,
+    session_cursor,
     session_scope,
     unnested,
 )
@@ -216,3 +217,25 @@ def test_the_outbox_on_postgresql_keeps_each_batch_in_order_under_one_statement_
     finally:
         OutboxMessage.__table__.drop(engine)
         engine.dispose()
+
+
+def test_a_session_cursor_fails_as_a_statement_does_and_a_lost_connection_is_dropped(postgres_url: str) -> None:
+    engine = make_engine(postgres_url, pool_size=1, max_overflow=0)
+    factory = make_session_factory(engine)
+    with factory() as session:
+        with session_cursor(session) as cursor:
+            cursor.execute("CREATE TEMP TABLE once (n int PRIMARY KEY)")
+            cursor.execute("INSERT INTO once VALUES (1)")
+        with pytest.raises(IntegrityError), session_cursor(session) as cursor:
+            cursor.execute("INSERT INTO once VALUES (1)")
+        session.rollback()
+    before = lost_connections()
+    with factory() as session:
+        pid = int(session.execute(text("SELECT pg_backend_pid()")).scalar_one())
+        terminate(postgres_url, pid)
+        with pytest.raises(DBAPIError) as failed, session_cursor(session) as cursor:
+            cursor.execute("SELECT 1")
+        assert failed.value.connection_invalidated
+    assert lost_connections() - before == 1
+    assert backend_pid(engine) != pid  # the pool hands out a new connection
+    engine.dispose()

@@ -9,15 +9,13 @@ databases get an INSERT executed for many rows.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import JSON, Table, insert
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from lms_common.db import is_postgres
+from lms_common.db import is_postgres, session_cursor
 
 
 def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -33,25 +31,9 @@ def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
 def _copy(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
     names = list(rows[0])
     encoders = [_encoder(table.c[name].type) for name in names]
-    with driver_cursor(session) as cursor, cursor.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as copy:
+    with session_cursor(session) as cursor, cursor.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as copy:
         for row in rows:
             copy.write_row([encode(row[name]) for name, encode in zip(names, encoders, strict=True)])
-
-
-@contextmanager
-def driver_cursor(session: Session) -> Iterator[Any]:
-    """A cursor of the driver's connection of the session's transaction; its errors are raised
-    as SQLAlchemy raises a failed statement's, so that a lost connection reads as one."""
-    connection = session.connection()
-    driver: Any = connection.connection.driver_connection
-    try:
-        with driver.cursor() as cursor:
-            yield cursor
-    except driver.Error as exc:
-        lost = connection.dialect.is_disconnect(exc, driver, None)
-        if lost:
-            connection.invalidate(exc)
-        raise DBAPIError.instance(None, None, exc, type(exc), connection_invalidated=lost) from exc
 
 
 def _encoder(column_type: Any) -> Callable[[Any], Any]:

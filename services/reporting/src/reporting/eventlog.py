@@ -6,7 +6,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import Table, func, select
 from sqlalchemy.orm import Session
 
 from lms_common.db import utcnow
@@ -16,20 +16,6 @@ from reporting.models import LoggedEvent, ProjectionState
 
 LIVE = "live"
 _GEN_KEY = "reporting.live_generation"
-
-
-def append(session: Session, event: Event) -> None:
-    """Log the event as it arrived (the inbox has already dropped a redelivered one)."""
-    session.execute(
-        insert(LoggedEvent).values(
-            id=event.id,
-            type=event.type,
-            orgid=event.orgid,
-            time=event.time,
-            data=dict(event.data),
-            received_at=utcnow(),
-        )
-    )
 
 
 def append_many(session: Session, events: Sequence[Event]) -> None:

@@ -22,9 +22,9 @@ from sqlalchemy import ColumnDefault, Table, Update, any_, bindparam, delete, se
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-from lms_common.db import Base, RawReads, ReadStatement, is_postgres
+from lms_common.db import Base, RawReads, ReadStatement, is_postgres, session_cursor
 from lms_common.envelope import Event, parse_time
-from reporting.bulk import driver_cursor, insert_rows
+from reporting.bulk import insert_rows
 from reporting.models import (
     Assignment,
     Certificate,
@@ -222,7 +222,7 @@ class Rows:
             query = query.where(*(column.in_(values) for column, values in zip(columns[2:], wanted, strict=True)))
             return list(self.session.execute(query).mappings())
         params = {"gen": gen, "org": org, **{f"key_{n}": values for n, values in enumerate(wanted)}}
-        with driver_cursor(self.session) as cursor:
+        with session_cursor(self.session) as cursor:
             found = _lookup(table).rows(RawReads(self.session.get_bind().dialect, cursor), params)
         names = table.columns.keys()
         return [dict(zip(names, row, strict=True)) for row in found]

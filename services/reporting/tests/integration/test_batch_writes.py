@@ -204,7 +204,7 @@ def test_a_batch_whose_writes_fail_is_handled_again_message_by_message(postgres_
     engine = make_engine(postgres_url)
     factory = make_session_factory(engine)
     with session_scope(factory) as session:
-        eventlog.append(session, events[5])  # logged already (its inbox row lost): logging it again fails
+        eventlog.append_many(session, [events[5]])  # logged already (its inbox row lost): logging it again fails
     results = processor.process([Delivery(e.to_json(), SUITE_EVENTS.routing_key(e), e.id) for e in events])
     assert [result.outcome for result in results] == [Outcome.HANDLED] * 5 + [Outcome.RETRY] + [Outcome.HANDLED] * 34
     rows = projection_rows(factory, 1)

@@ -15,8 +15,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
+import orjson
 import structlog
 from flask import Flask, Response, current_app, g, jsonify, request, send_from_directory
+from flask.json.provider import DefaultJSONProvider
 from flask.typing import ResponseReturnValue
 from flask_smorest import Api, Blueprint
 from marshmallow import RAISE, Schema, ValidationError, fields, missing, pre_load, validate
@@ -25,6 +27,7 @@ from marshmallow.utils import get_value
 from sqlalchemy import Select, bindparam, tuple_
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.sansio.response import Response as SansioResponse
 from werkzeug.sansio.utils import get_current_url
 
 from lms_common import metrics
@@ -356,6 +359,7 @@ class _App(Flask):
 
     def __init__(self, import_name: str):
         super().__init__(import_name)
+        self.json = FastJSONProvider(self)
         self._sync_functions: weakref.WeakSet[Callable[..., Any]] = weakref.WeakSet()
 
     def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
@@ -369,6 +373,35 @@ class _App(Flask):
         if wrapped is func:
             self._sync_functions.add(key)
         return wrapped
+
+
+class FastJSONProvider(DefaultJSONProvider):
+    """Flask's JSON answers (``jsonify``, flask-smorest's responses) encoded by orjson: a list
+    page's body in a fraction of the time.
+
+    The document is Flask's: compact, keys sorted, and dates, times, dataclasses and anything
+    else orjson would write its own way handed to Flask's own conversion. The one difference is
+    that text outside ASCII is written as UTF-8 rather than escaped. What orjson refuses (an
+    integer beyond 64 bits, say) goes to Flask's encoder, so nothing that encoded before fails.
+    """
+
+    OPTIONS = (
+        orjson.OPT_SORT_KEYS
+        | orjson.OPT_NON_STR_KEYS
+        | orjson.OPT_PASSTHROUGH_DATETIME
+        | orjson.OPT_PASSTHROUGH_DATACLASS
+    )
+
+    def response(self, *args: Any, **kwargs: Any) -> SansioResponse:
+        if (self.compact is None and self._app.debug) or self.compact is False:
+            return super().response(*args, **kwargs)  # indented for people: Python's encoder
+        obj = self._prepare_response_obj(args, kwargs)
+        try:
+            body = orjson.dumps(obj, default=DefaultJSONProvider.default, option=self.OPTIONS)
+        except (orjson.JSONEncodeError, TypeError):
+            body = self.dumps(obj, separators=(",", ":")).encode()
+        answer: type[Response] = self._app.response_class  # type: ignore[assignment]  # Flask's own
+        return answer(body + b"\n", mimetype=self.mimetype)
 
 
 def build_app(name: str, title: str, blueprints: Sequence[Blueprint], rt: Runtime) -> Flask:

@@ -22,7 +22,7 @@ from sqlalchemy import String, literal, select, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from enrollment import assignments, grants, purchases, replica
+from enrollment import assignments, bulk, grants, purchases, replica
 from enrollment.models import CommandKey, PendingCommand, User
 from lms_common.db import is_postgres, unnested
 from lms_common.envelope import Event
@@ -92,7 +92,14 @@ def handle(session: Session, events: list[Event]) -> None:
     """Commands of one type (one, or a run of them in a batch): the natural keys claimed and
     the addressees found in one statement each, then carried out as one command after the
     other would be; AssignMandatoryTraining set-based, one assignment per kind of command for
-    all the users it names; GrantProduct set-based but for unusual grants (:mod:`purchases`)."""
+    all the users it names; GrantProduct set-based but for unusual grants (:mod:`purchases`).
+    Every look-up goes through its index (:func:`bulk.by_index`): a burst of purchases grows
+    the tables faster than their statistics follow."""
+    with bulk.by_index(session):
+        _carry_out(session, events)
+
+
+def _carry_out(session: Session, events: list[Event]) -> None:
     resolved: list[purchases.Command] = []
     firsts = _first_times(session, events)
     field = RUNNERS[events[0].type][0] if events else "person"

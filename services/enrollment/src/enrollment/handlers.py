@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from enrollment import cohorts, commands, grants, learning, people, purchases, replica
+from enrollment import bulk, cohorts, commands, grants, learning, people, purchases, replica
 from enrollment.models import ACTIVE, ProgramMember
 from lms_common import denylist
 from lms_common.envelope import Event, parse_time
@@ -66,13 +66,15 @@ def on_user_provisioned(session: Session, event: Event) -> None:
 
 def on_users_provisioned(session: Session, events: list[Event]) -> None:
     """A run of UserProvisioned: :func:`on_user_provisioned` for each, in order, the common
-    case set-based and the others one at a time where they fall."""
+    case set-based and the others one at a time where they fall; every look-up through its
+    index, as for commands (:func:`commands.handle`)."""
     rest = events
-    while rest:
-        rest = purchases.provision_plain(session, rest, commands.assign_all)
-        if rest:
-            on_user_provisioned(session, rest[0])
-            rest = rest[1:]
+    with bulk.by_index(session):
+        while rest:
+            rest = purchases.provision_plain(session, rest, commands.assign_all)
+            if rest:
+                on_user_provisioned(session, rest[0])
+                rest = rest[1:]
 
 
 def on_user_updated(session: Session, event: Event) -> None:
@@ -129,8 +131,8 @@ HANDLERS: dict[str, Handler] = {
 
 # Runs of these commands, and of the purchase path's UserProvisioned, are handled set-based.
 # What the batch handlers and the learners' course lists look up as the tables grow, kept
-# analyzed (see lms_common.statistics): the assignment statements hold to their indexes anyway
-# (bulk.by_index), the others are planned on the tables' real sizes.
+# analyzed (see lms_common.statistics): the batch handlers' statements hold to their indexes
+# anyway (bulk.by_index), the others are planned on the tables' real sizes.
 KEEPER = StatisticsKeeper(
     ("users", "grants", "seat_holders", "pending_commands", "enrollments", "enrollment_sources", "assignments",
      "program_members"),

@@ -91,13 +91,7 @@ def open_grant_enrollments_of(session: Session, org_of: Mapping[str, str]) -> di
     opened = _grant_courses_of(session, org_of)
     if not opened:
         return {}
-    known = set(
-        session.execute(
-            select(Enrollment.user_id, Enrollment.course_id, EnrollmentSource.ref)
-            .join(EnrollmentSource, EnrollmentSource.enrollment_id == Enrollment.id)
-            .where(Enrollment.user_id.in_(list(opened)), EnrollmentSource.kind == "grant")
-        ).all()
-    )
+    known = _grant_sources_of(session, list(opened))
     missing = [
         {"org_id": org_of[user_id], "user_id": user_id, "course_id": course_id, "kind": "grant", "ref": grant_id}
         for user_id, rows in opened.items()
@@ -109,15 +103,39 @@ def open_grant_enrollments_of(session: Session, org_of: Mapping[str, str]) -> di
     return {user_id: {course_id for course_id, _ in rows} for user_id, rows in opened.items()}
 
 
+def _grant_sources_of(session: Session, user_ids: list[str]) -> set[tuple[str, str, str]]:
+    """(user id, course id, grant id) of the users' enrollments opened by a grant.
+
+    Two look-ups by key, the users' enrollments by the unique index (user_id, course_id), then
+    their sources by the primary key: as one join, a planner that believes the tables small
+    reads every grant source in the table and looks each enrollment up.
+    """
+    enrollments = {
+        enrollment_id: (user_id, course_id)
+        for enrollment_id, user_id, course_id in session.execute(
+            select(Enrollment.id, Enrollment.user_id, Enrollment.course_id).where(Enrollment.user_id.in_(user_ids))
+        )
+    }
+    if not enrollments:
+        return set()
+    sources = select(EnrollmentSource.enrollment_id, EnrollmentSource.ref).where(
+        EnrollmentSource.enrollment_id.in_(list(enrollments)), EnrollmentSource.kind == "grant"
+    )
+    return {(*enrollments[enrollment_id], ref) for enrollment_id, ref in session.execute(sources)}
+
+
 def _grant_courses_of(session: Session, org_of: Mapping[str, str]) -> dict[str, list[tuple[str, str]]]:
     """user id -> (course id, grant id) of what its own and its organization's grants open
     (as :func:`_grant_courses`, for many users in one query); users with nothing left out."""
     if not org_of:
         return {}
+    # The grants are found by holder (user or organization); joined to their product by an
+    # expression no index serves, or a planner that believes the table small reads every grant
+    # of the product through the unique key (org_id, product_id, owner_key).
     query = (
         select(ProductCourse.course_id, Grant.id, Grant.user_id, Grant.organization_id)
         .join(Product, Product.id == ProductCourse.product_id)
-        .join(Grant, Grant.product_id == Product.id)
+        .join(Grant, Grant.product_id.concat("") == Product.id)
         .where(Product.status == ACTIVE, Grant.status == ACTIVE, Grant.seats.is_(None))
         .where(or_(Grant.user_id.in_(list(org_of)), Grant.organization_id.in_(set(org_of.values()))))
     )

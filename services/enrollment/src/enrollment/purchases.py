@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import String, and_, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -27,7 +27,7 @@ from enrollment.events import event
 from enrollment.models import ACTIVE, Grant, PendingCommand, Product, ProductCourse, SeatHolder
 from lms_common import outbox
 from lms_common.contracts import enrollment as contract
-from lms_common.db import is_postgres, new_id, utcnow
+from lms_common.db import is_postgres, new_id, unnested, utcnow
 from lms_common.envelope import Event
 
 # GrantProduct's organization, payload and resolved owner ({"user_id"} or {"organization_id"}).
@@ -56,11 +56,26 @@ def _grant_key(command: Command) -> GrantKey:
 
 def _grants_held(session: Session, commands: Sequence[Command]) -> dict[GrantKey, str]:
     """The status of each existing grant the commands name, locked as :func:`grants.grant` locks it."""
-    keys = {_grant_key(command) for command in commands}
-    query = select(Grant.org_id, Grant.product_id, Grant.owner_key, Grant.status).where(
-        Grant.owner_key.in_({owner for _, _, owner in keys}), Grant.product_id.in_({product for _, product, _ in keys})
-    )
-    held = session.execute(query.with_for_update())
+    keys = sorted({_grant_key(command) for command in commands})  # rows locked in one order
+    columns = (Grant.org_id, Grant.product_id, Grant.owner_key, Grant.status)
+    if is_postgres(session):
+        # One probe of the unique key per grant. As lists of ids, a planner that believes the
+        # table small keeps (org_id, product_id) as the index condition and filters every
+        # grant of the product by owner.
+        wanted = unnested("wanted", [("org_id", String()), ("product_id", String()), ("owner_key", String())], keys)
+        query = select(*columns).join(
+            wanted,
+            and_(
+                Grant.org_id == wanted.c.org_id,
+                Grant.product_id == wanted.c.product_id,
+                Grant.owner_key == wanted.c.owner_key,
+            ),
+        )
+        held = session.execute(query.with_for_update(of=Grant))
+    else:
+        owners, products = {owner for _, _, owner in keys}, {product for _, product, _ in keys}
+        query = select(*columns).where(Grant.owner_key.in_(owners), Grant.product_id.in_(products))
+        held = session.execute(query.with_for_update())
     return {(org, product, owner): status for org, product, owner, status in held if (org, product, owner) in keys}
 
 

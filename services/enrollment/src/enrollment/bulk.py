@@ -275,6 +275,9 @@ def without_jit(session: Session) -> None:
         session.execute(text("SET LOCAL jit = off"))
 
 
+_BY_INDEX = "enrollment.by_index"  # session.info: sequential scans are off in this transaction
+
+
 @contextmanager
 def by_index(session: Session) -> Iterator[None]:
     """No sequential scans inside (PostgreSQL): the lookups of a batch go through their indexes.
@@ -285,12 +288,16 @@ def by_index(session: Session) -> Iterator[None]:
     table. Every scan of an assignment statement has an index (the batch's rows by
     ``batch_id``, earlier rows by their unique keys, users by id or location).
     """
-    if not is_postgres(session):
+    if not is_postgres(session) or session.info.get(_BY_INDEX):  # inside another: already so
         yield
         return
     # The target list is evaluated in order: the setting as it was, then the change.
     prior = session.scalar(text("SELECT current_setting('enable_seqscan'), set_config('enable_seqscan', 'off', true)"))
-    yield
+    session.info[_BY_INDEX] = True
+    try:
+        yield
+    finally:
+        del session.info[_BY_INDEX]
     session.execute(text("SELECT set_config('enable_seqscan', :prior, true)"), {"prior": prior})
 
 

@@ -838,3 +838,27 @@ def test_enrolling_on_a_course_with_stale_statistics_reads_the_unique_key_not_th
         assert bulk.enroll(session, [earlier[20], {**target, "user_id": new_id()}], datetime.now(UTC)) == 1
     assert _course_index_reads(factory) - before < 100
     engine.dispose()
+
+
+def test_look_ups_by_index_hold_inside_nested_blocks_and_end_with_the_outermost(settings):
+    """A command's handler holds its look-ups to indexes and so do the assignments it makes:
+    the inner block changes nothing (and costs no round trip); the outer one restores the setting."""
+    from sqlalchemy import event as sqlalchemy_event
+
+    from enrollment import bulk
+
+    engine = make_engine(settings.database_url)
+    statements: list[str] = []
+    sqlalchemy_event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+
+    def seqscan(session: Any) -> str:
+        return str(session.scalar(text("SELECT current_setting('enable_seqscan')")))
+
+    with make_session_factory(engine).begin() as session:
+        with bulk.by_index(session):
+            with bulk.by_index(session):
+                assert seqscan(session) == "off"
+            assert seqscan(session) == "off"
+        assert seqscan(session) == "on"
+    assert sum("set_config" in statement for statement in statements) == 2
+    engine.dispose()

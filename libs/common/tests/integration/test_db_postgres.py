@@ -10,7 +10,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, Integer, String, and_, create_engine, func, select, text
+from sqlalchemy import Engine, Integer, String, and_, bindparam, create_engine, func, select, text
 from sqlalchemy import event as sa_event
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.pool import NullPool
@@ -239,3 +239,31 @@ def test_a_session_cursor_fails_as_a_statement_does_and_a_lost_connection_is_dro
     assert lost_connections() - before == 1
     assert backend_pid(engine) != pid  # the pool hands out a new connection
     engine.dispose()
+
+
+def test_a_batch_of_keys_is_looked_up_through_the_index_of_a_growing_table(postgres_url: str) -> None:
+    """100 keys in a table of a few thousand rows: index probes, not a sequential scan, which
+    PostgreSQL's spinning-disk default for a random page read would choose."""
+    engine = make_engine(postgres_url)
+    keys = [str(uuid.uuid4()) for _ in range(100)]
+    explain = text("EXPLAIN SELECT event_id FROM keyed WHERE event_id IN :keys")
+    with engine.begin() as connection:
+        assert connection.scalar(text("SELECT current_setting('random_page_cost')")) == "1.1"
+        connection.execute(text("CREATE TEMP TABLE keyed (event_id varchar(200) PRIMARY KEY, body text)"))
+        connection.execute(text("INSERT INTO keyed SELECT gen_random_uuid()::text, repeat('x', 300)"
+                                " FROM generate_series(1, 4000)"))  # fmt: skip
+        connection.execute(text("ANALYZE keyed"))
+        explained = connection.execute(explain.bindparams(bindparam("keys", expanding=True)), {"keys": keys})
+        plan = "\n".join(row[0] for row in explained)
+    assert "Seq Scan" not in plan and "keyed_pkey" in plan, plan
+    engine.dispose()
+
+
+def test_planner_settings_leave_the_callers_own_options_alone() -> None:
+    from lms_common.db import _with_planner_settings
+
+    assert _with_planner_settings({}) == {"options": "-c random_page_cost=1.1"}
+    assert _with_planner_settings({"options": "-c statement_timeout=5000"}) == {
+        "options": "-c statement_timeout=5000 -c random_page_cost=1.1"
+    }
+    assert _with_planner_settings({"options": "-c random_page_cost=2"}) == {"options": "-c random_page_cost=2"}

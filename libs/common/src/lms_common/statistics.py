@@ -11,7 +11,12 @@ assignments took 105 s as nested loops, and tens of milliseconds once analyzed.
 
 So a worker analyzes the tables its lookups read once they changed by autovacuum's own
 threshold since their last analyze (50 rows and a tenth of the table), looking at most every
-few seconds, from within a batch's transaction.
+few seconds, from within a batch's transaction. A table that has rows but was never analyzed
+is analyzed at once, and while a table is young (never analyzed, or under a thousand rows when
+last analyzed and changed since) the worker looks every half second: a burst takes a new table from a handful of
+rows to thousands within one interval, and on no statistics at all the planner took an index
+on the organization alone for a lookup by full key (automation read every run of the
+organization for each of 200 keys, 315 ms for one statement at 2,200 runs).
 """
 
 from __future__ import annotations
@@ -27,12 +32,17 @@ from sqlalchemy.types import String
 from lms_common.db import is_postgres
 
 CHECK_SECONDS = 5.0
+YOUNG_CHECK_SECONDS = 0.5
+YOUNG_ROWS = 1000
 
-STALE = text(
+# Each table with whether it is stale (reltuples is -1 until a table's first analyze) and young.
+TABLE_STATES = text(
     """
-    SELECT s.relname FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
+    SELECT s.relname,
+           s.n_mod_since_analyze > CASE WHEN c.reltuples < 0 THEN 0 ELSE 50 + 0.1 * c.reltuples END,
+           c.reltuples < 0 OR (c.reltuples < :young_rows AND s.n_mod_since_analyze > 0)
+    FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
     WHERE s.schemaname = current_schema() AND s.relname = ANY(:tables)
-      AND s.n_mod_since_analyze > 50 + 0.1 * greatest(c.reltuples, 0)
     ORDER BY s.relname
     """
 ).bindparams(bindparam("tables", type_=ARRAY(String)))
@@ -52,11 +62,13 @@ class StatisticsKeeper:
         *,
         clock: Callable[[], float] = time.monotonic,
         interval: float = CHECK_SECONDS,
+        young_interval: float = YOUNG_CHECK_SECONDS,
     ):
         self.tables = sorted(tables)
         self.lock = lock
         self.clock = clock
         self.interval = interval
+        self.young_interval = young_interval
         self._next_check = 0.0
 
     def refresh(self, session: Session) -> list[str]:
@@ -64,8 +76,10 @@ class StatisticsKeeper:
         now = self.clock()
         if now < self._next_check or not is_postgres(session):
             return []
-        self._next_check = now + self.interval
-        stale = list(session.scalars(STALE, {"tables": self.tables}))
+        states = session.execute(TABLE_STATES, {"tables": self.tables, "young_rows": YOUNG_ROWS}).all()
+        young = any(is_young for _, _, is_young in states)
+        self._next_check = now + (self.young_interval if young else self.interval)
+        stale = [table for table, is_stale, _ in states if is_stale]
         if not stale or not session.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": self.lock}):
             return []
         for table in stale:  # names from the catalog, and ours

@@ -13,10 +13,11 @@ So a worker analyzes the tables its lookups read once they changed by autovacuum
 threshold since their last analyze (50 rows and a tenth of the table), looking at most every
 few seconds, from within a batch's transaction. A table that has rows but was never analyzed
 is analyzed at once, and while a table is young (never analyzed, or under a thousand rows when
-last analyzed and changed since) the worker looks every half second: a burst takes a new table from a handful of
-rows to thousands within one interval, and on no statistics at all the planner took an index
-on the organization alone for a lookup by full key (automation read every run of the
-organization for each of 200 keys, 315 ms for one statement at 2,200 runs).
+last analyzed) the worker looks every half second, whether or not the server has counted the
+latest batches' rows yet (it publishes them up to a second late): a burst takes a new table
+from a handful of rows to thousands within one interval, and on no statistics at all the
+planner took an index on the organization alone for a lookup by full key (automation read
+every run of the organization for each of 200 keys, 315 ms for one statement at 2,200 runs).
 """
 
 from __future__ import annotations
@@ -35,12 +36,13 @@ CHECK_SECONDS = 5.0
 YOUNG_CHECK_SECONDS = 0.5
 YOUNG_ROWS = 1000
 
-# Each table with whether it is stale (reltuples is -1 until a table's first analyze) and young.
+# Each table with whether it is stale and whether it is young (reltuples is -1 until a table's
+# first analyze).
 TABLE_STATES = text(
     """
     SELECT s.relname,
            s.n_mod_since_analyze > CASE WHEN c.reltuples < 0 THEN 0 ELSE 50 + 0.1 * c.reltuples END,
-           c.reltuples < 0 OR (c.reltuples < :young_rows AND s.n_mod_since_analyze > 0)
+           c.reltuples < :young_rows
     FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
     WHERE s.schemaname = current_schema() AND s.relname = ANY(:tables)
     ORDER BY s.relname

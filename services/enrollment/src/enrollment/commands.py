@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import String, literal, select, union_all
+from sqlalchemy import String, insert, literal, select, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from enrollment import assignments, bulk, grants, purchases, replica
 from enrollment.models import CommandKey, PendingCommand, User
-from lms_common.db import is_postgres, unnested
+from lms_common.db import is_postgres, new_id, unnested, utcnow
 from lms_common.envelope import Event
 
 Runner = Callable[[Session, str, Mapping[str, Any], Mapping[str, str]], None]
@@ -101,6 +101,7 @@ def handle(session: Session, events: list[Event]) -> None:
 
 def _carry_out(session: Session, events: list[Event]) -> None:
     resolved: list[purchases.Command] = []
+    parked: list[dict[str, Any]] = []
     firsts = _first_times(session, events)
     field = RUNNERS[events[0].type][0] if events else "person"
     emails = [event.data[field]["email"] for event in firsts if "email" in event.data[field]]
@@ -110,13 +111,12 @@ def _carry_out(session: Session, events: list[Event]) -> None:
         if "email" in address:
             user = replica.pick_user(found.get(address["email"].lower(), []), event.orgid)
             if user is None or (field == "person" and user.disabled_at is not None):
-                email = address["email"].lower()
-                session.add(
-                    PendingCommand(org_id=event.orgid, email=email, command=event.type, payload=dict(event.data))
-                )
+                parked.append(_parked(event, address["email"].lower()))
                 continue
             address = {"user_id": user.id}
         resolved.append((event.orgid, event.data, address))
+    if parked:  # an onboarding's training reaches enrollment before its employee does
+        session.execute(insert(PendingCommand), parked)
     if events and events[0].type == "AssignMandatoryTraining":
         assign_all(session, resolved)
         return
@@ -125,6 +125,12 @@ def _carry_out(session: Session, events: list[Event]) -> None:
         return
     for org, data, address in resolved:
         RUNNERS[events[0].type][1](session, org, data, address)
+
+
+def _parked(event: Event, email: str) -> dict[str, Any]:
+    """The row of a command waiting for the user with ``email``."""
+    return {"id": new_id(), "org_id": event.orgid, "email": email, "command": event.type,
+            "payload": dict(event.data), "created_at": utcnow()}  # fmt: skip
 
 
 def _first_times(session: Session, events: list[Event]) -> list[Event]:

@@ -127,13 +127,19 @@ def upsert_user(session: Session, data: Mapping[str, Any], at: datetime) -> User
 
 
 def upsert_users(session: Session, profiles: Sequence[tuple[Mapping[str, Any], datetime]]) -> None:
-    """:func:`upsert_user` for many profiles, the kept users read in one statement."""
+    """:func:`upsert_user` for many profiles: the kept users read in one statement, the new
+    ones inserted in one (a burst of onboardings brings a hundred new users a batch)."""
     ids = {data["user_id"] for data, _ in profiles}
     kept = {user.id: user for user in session.scalars(select(User).where(User.id.in_(ids)).with_for_update())}
+    new: dict[str, dict[str, Any]] = {}
     for data, at in profiles:
-        user = _keep_profile(session, kept.get(data["user_id"]), data, at)
-        if user is not None:
-            kept[user.id] = user
+        user_id = data["user_id"]
+        if user_id in kept:
+            _keep_profile(session, kept[user_id], data, at)
+        elif user_id not in new or at >= new[user_id]["updated_at"]:
+            new[user_id] = _profile(new.get(user_id) or _blank(user_id), data, at)
+    if new:
+        session.execute(insert(User), list(new.values()))
     session.flush()
 
 
@@ -143,11 +149,24 @@ def _keep_profile(session: Session, user: User | None, data: Mapping[str, Any], 
         session.add(user)
     elif at < user.updated_at:
         return None
-    user.org_id, user.email, user.updated_at = data["org_id"], data["email"].lower(), at
+    for field, value in _profile({}, data, at).items():
+        setattr(user, field, value)
+    return user
+
+
+def _blank(user_id: str) -> dict[str, Any]:
+    """A new user's row before its profile: what the columns default to."""
+    return {"id": user_id, "first_name": "", "last_name": "", "location_id": None, "department": None,
+            "disabled_at": None, "merged_into": None}  # fmt: skip
+
+
+def _profile(row: dict[str, Any], data: Mapping[str, Any], at: datetime) -> dict[str, Any]:
+    """``row`` with the profile's fields as of ``at``; a field the profile leaves out is kept."""
+    row = {**row, "org_id": data["org_id"], "email": data["email"].lower(), "updated_at": at}
     for field in ("first_name", "last_name", "location_id", "department"):
         if field in data:
-            setattr(user, field, data[field] or (None if field in ("location_id", "department") else ""))
-    return user
+            row[field] = data[field] or (None if field in ("location_id", "department") else "")
+    return row
 
 
 def upsert_organization(session: Session, data: Mapping[str, Any]) -> None:

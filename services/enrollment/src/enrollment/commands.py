@@ -111,9 +111,9 @@ def handle(session: Session, events: list[Event]) -> None:
     the addressees found in one statement each, then carried out as one command after the
     other would be; AssignMandatoryTraining set-based, one assignment per kind of command for
     all the users it names; GrantProduct set-based but for unusual grants (:mod:`purchases`).
-    Every look-up goes through its index (:func:`bulk.by_index`): a burst of purchases grows
-    the tables faster than their statistics follow."""
-    with bulk.by_index(session):
+    A run's look-ups go through their indexes (:func:`bulk.by_index_for_a_run`): a burst of
+    purchases grows the tables faster than their statistics follow."""
+    with bulk.by_index_for_a_run(session, events):
         _carry_out(session, events)
 
 

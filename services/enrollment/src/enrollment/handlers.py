@@ -69,7 +69,7 @@ def on_users_provisioned(session: Session, events: list[Event]) -> None:
     case set-based and the others one at a time where they fall; every look-up through its
     index, as for commands (:func:`commands.handle`)."""
     rest = events
-    with bulk.by_index(session):
+    with bulk.by_index_for_a_run(session, events):
         while rest:
             rest = purchases.provision_plain(session, rest, commands.assign_all)
             if rest:

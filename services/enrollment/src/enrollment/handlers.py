@@ -66,8 +66,8 @@ def on_user_provisioned(session: Session, event: Event) -> None:
 
 def on_users_provisioned(session: Session, events: list[Event]) -> None:
     """A run of UserProvisioned: :func:`on_user_provisioned` for each, in order, the common
-    case set-based and the others one at a time where they fall; every look-up through its
-    index, as for commands (:func:`commands.handle`)."""
+    case set-based and the others one at a time where they fall; a run's look-ups through
+    their indexes, as for commands (:func:`commands.handle`)."""
     rest = events
     with bulk.by_index_for_a_run(session, events):
         while rest:

@@ -76,7 +76,8 @@ def _grants_held(session: Session, commands: Sequence[Command]) -> dict[GrantKey
         owners, products = {owner for _, _, owner in keys}, {product for _, product, _ in keys}
         query = select(*columns).where(Grant.owner_key.in_(owners), Grant.product_id.in_(products))
         held = session.execute(query.with_for_update())
-    return {(org, product, owner): status for org, product, owner, status in held if (org, product, owner) in keys}
+    named = set(keys)
+    return {(org, product, owner): status for org, product, owner, status in held if (org, product, owner) in named}
 
 
 def _plain_run(commands: list[Command], held: Mapping[GrantKey, str]) -> tuple[list[Command], list[Command]]:

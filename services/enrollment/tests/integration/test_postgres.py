@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -375,26 +376,35 @@ def product_of_one_course(product: str, course: str) -> list[Event]:
     ]  # fmt: skip
 
 
-def test_purchases_a_batch_at_a_time_grant_once_on_postgres(settings):
-    processor = SERVICE.processor(SERVICE.runtime(settings, TestKeys()))
-    course, product = new_id(), new_id()
-    setup = product_of_one_course(product, course)
-    buyers = [(new_id(), f"buyer{n}@example.com") for n in range(5)]
+def _purchases(product: str, count: int, natural_key: Callable[[int], str]) -> tuple[list[Event], list[Event]]:
+    """Identity's UserProvisioned and automation's GrantProduct for ``count`` new buyers of
+    ``product``, the n-th command under ``natural_key(n)``."""
+    buyers = [(new_id(), f"buyer{n}@example.com") for n in range(count)]
     users = [Event(type="UserProvisioned", orgid=ORG, source="/test", data={
         "user_id": user, "email": email, "org_id": ORG, "cause": "InvoicePaid", "cause_event_id": None,
         "created": True}) for user, email in buyers]  # fmt: skip
     grants = [Event(type="GrantProduct", orgid=ORG, source="/test", data={
-        "natural_key": f"invoice:{n % 4}", "product_id": product, "owner": {"email": email},
+        "natural_key": natural_key(n), "product_id": product, "owner": {"email": email},
         "source_event_id": new_id(), "source_event_type": "InvoicePaid", "rule_id": None})
         for n, (_, email) in enumerate(buyers)]  # fmt: skip
+    return users, grants
 
-    def deliver(events: list[Event]) -> set[str]:
-        deliveries = [Delivery(e.to_json(), SUITE_EVENTS.routing_key(e), e.id) for e in events]
-        return {result.outcome.value for result in processor.process(deliveries)}
 
-    assert deliver(setup) == {"handled"}
-    assert deliver(grants[:2] + users + grants[2:]) == {"handled"}  # two wait for their users
-    assert deliver(grants) == {"duplicate"}
+def _outcomes(processor: Any, events: list[Event]) -> set[str]:
+    """The outcomes of ``events`` delivered to ``processor`` as one batch."""
+    deliveries = [Delivery(e.to_json(), SUITE_EVENTS.routing_key(e), e.id) for e in events]
+    return {result.outcome.value for result in processor.process(deliveries)}
+
+
+def test_purchases_a_batch_at_a_time_grant_once_on_postgres(settings):
+    processor = SERVICE.processor(SERVICE.runtime(settings, TestKeys()))
+    course, product = new_id(), new_id()
+    setup = product_of_one_course(product, course)
+    users, grants = _purchases(product, 5, lambda n: f"invoice:{n % 4}")
+
+    assert _outcomes(processor, setup) == {"handled"}
+    assert _outcomes(processor, grants[:2] + users + grants[2:]) == {"handled"}  # two wait for their users
+    assert _outcomes(processor, grants) == {"duplicate"}
     session = make_session_factory(make_engine(settings.database_url))()
     assert session.scalar(select(func.count()).select_from(Grant)) == 4  # invoice:0 twice: one grant
     assert session.scalar(select(func.count()).select_from(Enrollment)) == 4
@@ -450,32 +460,22 @@ def test_purchases_on_tables_with_stale_statistics_read_by_key(settings):
     processor = SERVICE.processor(runtime)
     course, product = new_id(), new_id()
 
-    def deliver(events: list[Event]) -> set[str]:
-        deliveries = [Delivery(e.to_json(), SUITE_EVENTS.routing_key(e), e.id) for e in events]
-        return {result.outcome.value for result in processor.process(deliveries)}
-
-    assert deliver(product_of_one_course(product, course)) == {"handled"}
+    assert _outcomes(processor, product_of_one_course(product, course)) == {"handled"}
     with factory.begin() as session:
         for table in PURCHASE_TABLES:
             session.execute(text(f"ANALYZE {table}"))
     with factory.begin() as session:  # 3,000 earlier buyers of the same product
         _earlier_buyers(session, product, course, 3000)
-    buyers = [(new_id(), f"buyer{n}@example.com") for n in range(50)]
-    users = [Event(type="UserProvisioned", orgid=ORG, source="/test", data={
-        "user_id": user, "email": email, "org_id": ORG, "cause": "InvoicePaid", "cause_event_id": None,
-        "created": True}) for user, email in buyers]  # fmt: skip
-    grants = [Event(type="GrantProduct", orgid=ORG, source="/test", data={
-        "natural_key": f"invoice:{n}", "product_id": product, "owner": {"email": email},
-        "source_event_id": new_id(), "source_event_type": "InvoicePaid", "rule_id": None})
-        for n, (_, email) in enumerate(buyers)]  # fmt: skip
+    users, grants = _purchases(product, 50, lambda n: f"invoice:{n}")
 
     before = _rows_read(factory)
-    assert deliver(users[:25] + grants[:25]) == {"handled"}  # known buyers
-    assert deliver(grants[25:] + users[25:]) == {"handled"}  # grants waiting for their buyers
+    assert _outcomes(processor, users[:25] + grants[:25]) == {"handled"}  # known buyers
+    assert _outcomes(processor, grants[25:] + users[25:]) == {"handled"}  # grants waiting for their buyers
     read = _rows_read(factory) - before
 
     with factory() as session:
-        mine = select(func.count()).select_from(Enrollment).where(Enrollment.user_id.in_([u for u, _ in buyers]))
+        buyers = [event.data["user_id"] for event in users]
+        mine = select(func.count()).select_from(Enrollment).where(Enrollment.user_id.in_(buyers))
         assert session.scalar(mine) == 50
         assert session.scalar(select(func.count()).select_from(Grant)) == 3050
     assert read < 1000, f"{read} rows read for 100 events: a table was walked"

@@ -15,7 +15,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from psycopg.pq import TransactionStatus
+from psycopg.types.array import ListBinaryDumper
 from sqlalchemy import Connection, DateTime, Engine, MetaData, Select, bindparam, column, create_engine, event, func
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect, ExceptionContext, make_url
@@ -91,6 +93,39 @@ def is_postgres(bind: Engine | Session) -> bool:
     return engine.dialect.name == "postgresql"
 
 
+class BinaryList(list[Any]):
+    """A list psycopg sends as a binary array.
+
+    psycopg sends a plain list as an array in text, which it builds element by element in
+    Python, quoting and escaping each one: twice the CPU of binary for 100 short ids, and a
+    hundred times for 100 bodies of bytes. It keeps text for plain lists since text can mix
+    element types; a batch's arrays never do.
+    """
+
+
+psycopg.adapters.register_dumper(BinaryList, ListBinaryDumper)
+
+
+class BinaryArray(TypeDecorator[Sequence[Any]]):
+    """``postgresql.ARRAY`` of ``item_type`` bound as a :class:`BinaryList` (PostgreSQL only).
+
+    The statement still casts the parameter to the array type (``%(keys)s::VARCHAR[]``).
+    """
+
+    impl = postgresql.ARRAY
+    cache_ok = True
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Sequence[Any] | None], BinaryList | None]:
+        items = self.impl_instance.bind_processor(dialect)
+
+        def process(value: Sequence[Any] | None) -> BinaryList | None:
+            if value is None:
+                return None
+            return BinaryList(items(value) if items else value)
+
+        return process
+
+
 def unnested(
     name: str, columns: Sequence[tuple[str, TypeEngine[Any]]], rows: Sequence[Sequence[Any]]
 ) -> TableValuedAlias:
@@ -99,10 +134,11 @@ def unnested(
     A ``VALUES`` list puts its rows into the statement's text, so each batch's statement is new
     to SQLAlchemy's compiled cache, to psycopg's and to the server's prepared statements: its
     compilation alone was a sixth of enrollment's CPU. Arrays keep one statement for every batch
-    (a lookup of 100 keys: 0.8 ms against 4.9 with ``VALUES``, database time included).
+    (a lookup of 100 keys: 0.8 ms against 4.9 with ``VALUES``, database time included), and
+    travel in binary (:class:`BinaryArray`).
     """
     arrays = [
-        bindparam(f"{name}_{column_name}", [row[n] for row in rows], type_=postgresql.ARRAY(type_), unique=True)
+        bindparam(f"{name}_{column_name}", [row[n] for row in rows], type_=BinaryArray(type_), unique=True)
         for n, (column_name, type_) in enumerate(columns)
     ]
     table = func.unnest(*arrays).table_valued(*(column(column_name, type_) for column_name, type_ in columns))

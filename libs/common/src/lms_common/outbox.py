@@ -140,23 +140,25 @@ def add_many(
 
 
 # One array per column, so one statement text for every batch size; ids are drawn in the
-# events' order, which the relay publishes them in. The NOTIFY rides on the
-# insert's own round trip: every commit on a consumer's path waits for each statement before
-# it, and a separate SELECT cost one more. PostgreSQL delivers it at commit, once, however many
-# rows called it (identical payloads of a transaction are folded into one).
+# events' order, which the relay publishes them in. The arrays travel in binary (``%b``): in
+# text psycopg escapes every byte of every body in Python, 3.7 ms per 100 events of 600 bytes
+# against 0.03 ms. The NOTIFY rides on the insert's own round trip: every commit on a
+# consumer's path waits for each statement before it, and a separate SELECT cost one more.
+# PostgreSQL delivers it at commit, once, however many rows called it (identical payloads of a
+# transaction are folded into one).
 _INSERT_ARRAYS = """INSERT INTO outbox (event_id, event_type, routing_key, body, headers, created_at, attempts)
     SELECT given.event_id, given.event_type, given.routing_key, given.body, given.headers::json, given.created_at, 0
-    FROM unnest(%(ids)s::varchar[], %(types)s::varchar[], %(keys)s::varchar[], %(bodies)s::bytea[],
-                %(headers)s::text[], %(created)s::timestamptz[]) WITH ORDINALITY
+    FROM unnest(%(ids)b::varchar[], %(types)b::varchar[], %(keys)b::varchar[], %(bodies)b::bytea[],
+                %(headers)b::text[], %(created)b::timestamptz[]) WITH ORDINALITY
       AS given(event_id, event_type, routing_key, body, headers, created_at, position)
     ORDER BY given.position"""
 _NOTIFYING = f"{_INSERT_ARRAYS}\n    RETURNING pg_notify('{NOTIFY_CHANNEL}', '')"
 
 
 def _insert_arrays(session: Session, rows: list[dict[str, Any]], *, notify: bool) -> None:
-    """PostgreSQL: the rows as arrays, in the driver's SQL. Every event of the suite passes here;
-    X
-    the rows, session, transaction and database time included)."""
+    """PostgreSQL: the rows as arrays, in the driver's SQL. Every event of the suite passes here,
+    and building and binding the equivalent SQLAlchemy statement cost 4.2-4.9 ms of CPU per 60
+    events against 2.6-3.2 (the rows, session, transaction and database time included)."""
     parameters = {
         "ids": [row["event_id"] for row in rows],
         "types": [row["event_type"] for row in rows],

@@ -3,6 +3,7 @@ read-only sessions and raw reads run without a transaction."""
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import sys
 import time
@@ -22,7 +23,9 @@ from test_raw_reads import check_keyset_pages_walk_every_row_once, check_reads_m
 from lms_common import inbox, metrics, outbox
 from lms_common.context import correlation
 from lms_common.db import (
+    BinaryList,
     ReadStatement,
+    UTCDateTime,
     make_engine,
     make_read_session_factory,
     make_session_factory,
@@ -163,6 +166,28 @@ def test_unnested_rows_join_like_the_rows_themselves_under_one_cached_statement(
         engine.dispose()
 
 
+def test_unnested_arrays_travel_in_binary_with_each_item_processed(postgres_url: str) -> None:
+    engine = make_engine(postgres_url)
+    sent: list[object] = []
+    sa_event.listen(engine, "before_cursor_execute", lambda *args: sent.extend(args[3].values()))
+    paris = dt.timezone(dt.timedelta(hours=1))
+    rows = [
+        ("a", dt.datetime(2026, 11, 24, 13, 0, tzinfo=paris)),
+        (None, None),
+        ("ü'\"{}", dt.datetime(2026, 1, 1, tzinfo=dt.UTC)),
+    ]
+    try:
+        with engine.connect() as connection:
+            for batch in (rows, []):
+                given = unnested("given", [("name", String()), ("at", UTCDateTime())], batch)
+                back = connection.execute(select(given.c.name, given.c.at)).all()
+                # UTCDateTime's own processing still applies to each item: Paris 13:00 is 12:00 UTC
+                assert [tuple(row) for row in back] == [(n, at and at.astimezone(dt.UTC)) for n, at in batch]
+        assert sent and all(isinstance(value, BinaryList) for value in sent)
+    finally:
+        engine.dispose()
+
+
 def test_the_inbox_on_postgresql_keeps_each_event_id_once_under_one_statement_text(postgres_url: str) -> None:
     engine = make_engine(postgres_url)
     InboxMessage.__table__.create(engine, checkfirst=True)
@@ -180,6 +205,7 @@ def test_the_inbox_on_postgresql_keeps_each_event_id_once_under_one_statement_te
         assert sorted(kept) == [("e-1", "Ping"), ("e-2", "Ping"), ("e-3", "Pong")]
         inserts = {statement for statement in statements if statement.startswith("INSERT INTO inbox")}
         assert len(inserts) == 1, "batches of any size share one statement"
+        assert "%(ids)b::varchar[]" in inserts.pop(), "the ids travel as a binary array"
     finally:
         InboxMessage.__table__.drop(engine)
         engine.dispose()
@@ -195,7 +221,9 @@ def test_the_outbox_on_postgresql_keeps_each_batch_in_order_under_one_statement_
     statements: list[str] = []
     sa_event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
     org = "org-1"
-    events = [Event("LocationCreated", _location(org, n), org, "/identity") for n in range(120)]
+    # names outside ASCII: the bodies travel as a binary array and must come back byte for byte
+    located = [{**_location(org, n), "name": f"Zürich 東京 ✓ {n}"} for n in range(120)]
+    events = [Event("LocationCreated", location, org, "/identity") for location in located]
     try:
         factory = make_session_factory(engine)
         with session_scope(factory) as session, correlation("request-7"):
@@ -214,6 +242,8 @@ def test_the_outbox_on_postgresql_keeps_each_batch_in_order_under_one_statement_
             assert all(a.created_at <= b.created_at for a, b in itertools.pairwise(stored))
         inserts = {statement for statement in statements if statement.startswith("INSERT INTO outbox")}
         assert len(inserts) == 2, "one text that wakes the relay and one that does not, whatever the batch size"
+        # psycopg escapes a body sent in text byte by byte in Python: 100 bodies cost 3.7 ms, 0.03 in binary
+        assert all("%(bodies)b::bytea[]" in statement for statement in inserts)
     finally:
         OutboxMessage.__table__.drop(engine)
         engine.dispose()

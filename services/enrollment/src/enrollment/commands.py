@@ -30,9 +30,10 @@ from lms_common.envelope import Event
 Runner = Callable[[Session, str, Mapping[str, Any], Mapping[str, str]], None]
 
 
+# The arrays in binary, as the inbox sends its own.
 _CLAIM_ARRAYS = """INSERT INTO command_keys (org_id, natural_key, command, done_at)
     SELECT given.org_id, given.natural_key, given.command, %(now)s
-    FROM unnest(%(orgs)s::varchar[], %(keys)s::varchar[], %(commands)s::varchar[])
+    FROM unnest(%(orgs)b::varchar[], %(keys)b::varchar[], %(commands)b::varchar[])
         AS given(org_id, natural_key, command)
     ON CONFLICT (org_id, natural_key) DO NOTHING
     RETURNING org_id, natural_key

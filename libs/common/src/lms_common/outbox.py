@@ -194,14 +194,29 @@ def unsent_batch(session: Session, limit: int) -> Sequence[UnsentRow]:
     return session.execute(query).all()
 
 
-def backlog(session: Session) -> tuple[int, float]:
-    """How many events wait to be published, and the age in seconds of the oldest one."""
-    count, oldest = session.execute(
-        select(func.count(), func.min(OutboxMessage.created_at)).where(OutboxMessage.sent_at.is_(None))
-    ).one()
-    if oldest is None:
-        return int(count), 0.0
-    return int(count), max(0.0, (utcnow() - oldest).total_seconds())
+# Counting every waiting event reads each of them, and the relay counts once a second: at
+# 400,000 waiting (500,000 onboardings) a count took 2.8 s, which the relay then did not spend
+# publishing, so the backlog grew faster still. Up to this many are counted one by one.
+BACKLOG_COUNTED = 10_000
+
+
+def backlog(session: Session, counted_up_to: int = BACKLOG_COUNTED) -> tuple[int, float]:
+    """How many events wait to be published, and the age in seconds of the first in line.
+
+    Exact up to ``counted_up_to``; beyond it, the span of ids from the first waiting event to
+    the newest one, read from two index entries. That is an upper bound: ids of rolled-back
+    inserts and of events sent out of turn count too, which in a backlog that large is noise.
+    """
+    m = OutboxMessage
+    waiting = select(m.id, m.created_at).where(m.sent_at.is_(None)).order_by(m.id)
+    first = session.execute(waiting.limit(1)).first()
+    if first is None:
+        return 0, 0.0
+    counted = select(func.count()).select_from(waiting.limit(counted_up_to).subquery())
+    count = int(session.scalar(counted) or 0)
+    if count >= counted_up_to:
+        count = max(count, int(session.scalar(select(func.max(m.id))) or 0) - first.id + 1)
+    return count, max(0.0, (utcnow() - first.created_at).total_seconds())
 
 
 def purge_sent(session: Session, older_than: timedelta) -> int:

@@ -12,7 +12,7 @@ import pytest
 from conftest import Bus, consuming, ping, spawn
 from fixture_service import effect_counts
 from sqlalchemy import event as sqlalchemy_event
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
 from lms_common import metrics, outbox
@@ -141,6 +141,23 @@ def test_eight_concurrent_writers_with_random_transaction_lengths_all_get_publis
     ids = [message.event_id for message in received]
     assert sorted(ids) == sorted(written)
     assert len(set(ids)) == per_writer * writers
+
+
+def test_the_backlog_reads_no_more_rows_than_it_counts_however_long_the_line(runtime: Runtime) -> None:
+    before = unsent(runtime)
+    with session_scope(runtime.session_factory) as session:
+        outbox.add_many(session, [ping(n) for n in range(3000)], SERVICE_CATALOG)
+    with session_scope(runtime.session_factory) as session:
+        session.execute(text("ANALYZE outbox"))
+    with session_scope(runtime.session_factory) as session:
+        count, age = outbox.backlog(session, counted_up_to=500)
+        # this transaction's own reads of the table, by any index or a scan
+        read = session.execute(
+            text("SELECT idx_tup_fetch + seq_tup_read FROM pg_stat_xact_user_tables WHERE relname = 'outbox'")
+        ).scalar_one()
+    assert count >= before + 3000
+    assert 0 <= age < 60
+    assert read <= 510, f"{read} rows read to count a line of {count}"
 
 
 def test_two_relays_at_once_never_publish_the_same_row(settings: Settings, runtime: Runtime, bus: Bus) -> None:

@@ -162,6 +162,22 @@ def test_backlog_leaves_out_sent_rows(session_factory: sessionmaker[Session], ma
     assert age < 10
 
 
+def test_a_backlog_beyond_what_is_counted_is_the_span_of_its_ids(
+    session_factory: sessionmaker[Session], make_event: Callable[..., Event]
+) -> None:
+    events = [make_event("EmployeeOffboarded", employee_id=f"E-{n}") for n in range(30)]
+    add_committed(session_factory, *events)
+    with session_scope(session_factory) as session:
+        sent = [event.id for event in events[:5]]
+        session.execute(update(OutboxMessage).where(OutboxMessage.event_id.in_(sent)).values(sent_at=utcnow()))
+    with session_scope(session_factory) as session:
+        assert outbox.backlog(session, counted_up_to=100)[0] == 25
+        assert outbox.backlog(session, counted_up_to=10)[0] == 25, "ids 6 to 30"
+        session.execute(update(OutboxMessage).where(OutboxMessage.event_id == events[20].id).values(sent_at=utcnow()))
+        assert outbox.backlog(session, counted_up_to=100)[0] == 24
+        assert outbox.backlog(session, counted_up_to=10)[0] == 25, "an upper bound: one sent out of turn still counts"
+
+
 def test_purge_sent_deletes_only_rows_sent_long_ago(
     session_factory: sessionmaker[Session], make_event: Callable[..., Event]
 ) -> None:

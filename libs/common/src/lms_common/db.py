@@ -13,18 +13,32 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 from psycopg.pq import TransactionStatus
 from psycopg.types.array import ListBinaryDumper
-from sqlalchemy import Connection, DateTime, Engine, MetaData, Select, bindparam, column, create_engine, event, func
+from sqlalchemy import (
+    Column,
+    Connection,
+    DateTime,
+    Engine,
+    MetaData,
+    Select,
+    Table,
+    bindparam,
+    column,
+    create_engine,
+    event,
+    func,
+    insert,
+)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect, ExceptionContext, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
-from sqlalchemy.sql.selectable import TableValuedAlias
+from sqlalchemy.sql.selectable import FromClause, TableValuedAlias
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from lms_common import metrics
@@ -143,6 +157,87 @@ def unnested(
     ]
     table = func.unnest(*arrays).table_valued(*(column(column_name, type_) for column_name, type_ in columns))
     return table.render_derived(name=name)
+
+
+def insert_rows(session: Session, table: FromClause, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert ``rows`` (dicts by column key, all naming the same columns) into ``table`` (a
+    model's ``__table__``).
+
+    On PostgreSQL one statement per table and set of columns, every column an array in binary
+    (``INSERT ... SELECT FROM unnest(...)``): an ``executemany`` runs the insert once per row,
+    which for 100 users cost 2.7 ms of the worker's CPU and 2.9 of the server's against 1.2 and
+    1.9. Python-side column defaults fill the columns the rows leave out, each value goes
+    through its type's own processing, and a failed insert raises as SQLAlchemy's would.
+    Elsewhere, SQLAlchemy's ``executemany``.
+    """
+    if not rows:
+        return
+    target = cast(Table, table)
+    plan = _insert_plan(session, target, tuple(rows[0]))
+    if plan is None:
+        session.execute(insert(target), list(rows))
+        return
+    session.connection().exec_driver_sql(plan.sql, plan.arrays(rows))
+
+
+class _InsertPlan:
+    """The array insert of one table and set of given columns, and how to fill each array."""
+
+    def __init__(self, table: Table, given: tuple[str, ...], dialect: Dialect):
+        columns = [c for c in table.columns if c.key in given or _python_default(c) is not None]
+        self.fill = [(c.key, c.key in given, _python_default(c), _bind_processor(c, dialect)) for c in columns]
+        # Names and types from the table's own metadata, quoted by the dialect; values are parameters.
+        into = f"{dialect.identifier_preparer.format_table(table)} ({', '.join(_quoted(c, dialect) for c in columns)})"
+        arrays = ", ".join(f"%({c.key})b::{c.type.compile(dialect=dialect)}[]" for c in columns)
+        self.sql = f"INSERT INTO {into} SELECT * FROM unnest({arrays})"  # noqa: S608
+
+    def arrays(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, BinaryList]:
+        parameters = {}
+        for key, given, default, process in self.fill:
+            values = [row[key] for row in rows] if given else [default() for _ in rows]  # type: ignore[misc]
+            parameters[key] = BinaryList(values if process is None else [process(value) for value in values])
+        return parameters
+
+
+_INSERT_PLANS: dict[tuple[Table, tuple[str, ...], str], _InsertPlan | None] = {}
+
+
+def _insert_plan(session: Session, table: Table, given: tuple[str, ...]) -> _InsertPlan | None:
+    dialect = session.get_bind().dialect
+    key = (table, given, dialect.name)
+    if key not in _INSERT_PLANS:  # two threads building one each is harmless
+        unknown = set(given) - set(table.columns.keys())
+        if unknown:
+            raise ValueError(f"{table.name} has no column {', '.join(sorted(unknown))}")
+        supported = dialect.name == "postgresql" and all(_default_supported(c) for c in table.columns)
+        _INSERT_PLANS[key] = _InsertPlan(table, given, dialect) if supported else None
+    return _INSERT_PLANS[key]
+
+
+def _python_default(column: Column[Any]) -> Callable[[], Any] | None:
+    """The column's Python-side default as a function of nothing, if it has one."""
+    default = column.default
+    if default is None or not (default.is_scalar or default.is_callable):  # type: ignore[attr-defined]
+        return None
+    if default.is_scalar:  # type: ignore[attr-defined]
+        value = default.arg  # type: ignore[attr-defined]
+        return lambda: value
+    return lambda: default.arg(None)  # type: ignore[attr-defined]
+
+
+def _default_supported(column: Column[Any]) -> bool:
+    """Whether the array insert can fill this column as SQLAlchemy's insert would: no SQL
+    expression or sequence as a default (server defaults apply either way)."""
+    default = column.default
+    return default is None or bool(default.is_scalar or default.is_callable)  # type: ignore[attr-defined]
+
+
+def _quoted(column: Column[Any], dialect: Dialect) -> str:
+    return dialect.identifier_preparer.format_column(column)
+
+
+def _bind_processor(column: Column[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
+    return column.type.dialect_impl(dialect).bind_processor(dialect)
 
 
 def normalise_url(url: str) -> str:

@@ -11,7 +11,22 @@ import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, Integer, String, and_, bindparam, create_engine, func, select, text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Engine,
+    Integer,
+    String,
+    Table,
+    and_,
+    bindparam,
+    create_engine,
+    func,
+    insert,
+    select,
+    text,
+)
 from sqlalchemy import event as sa_event
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.pool import NullPool
@@ -23,9 +38,11 @@ from test_raw_reads import check_keyset_pages_walk_every_row_once, check_reads_m
 from lms_common import inbox, metrics, outbox
 from lms_common.context import correlation
 from lms_common.db import (
+    Base,
     BinaryList,
     ReadStatement,
     UTCDateTime,
+    insert_rows,
     make_engine,
     make_read_session_factory,
     make_session_factory,
@@ -185,6 +202,64 @@ def test_unnested_arrays_travel_in_binary_with_each_item_processed(postgres_url:
                 assert [tuple(row) for row in back] == [(n, at and at.astimezone(dt.UTC)) for n, at in batch]
         assert sent and all(isinstance(value, BinaryList) for value in sent)
     finally:
+        engine.dispose()
+
+
+def _twin(name: str) -> Table:
+    """A table of every kind of column the services insert in batches."""
+    return Table(
+        name,
+        Base.metadata,
+        Column("id", String(36), primary_key=True),
+        Column("org_id", String(36), nullable=False),
+        Column("count", Integer, nullable=True),
+        Column("active", Boolean, nullable=False, default=True),
+        Column("details", JSON, nullable=True),
+        Column("at", UTCDateTime, nullable=True),
+        Column("kind", String(20), default="plain"),
+        Column("token", String(36), default=lambda: "made-" + uuid.uuid4().hex[:8]),
+        Column("note", String(20), server_default="from the server"),
+    )
+
+
+def test_rows_inserted_as_arrays_are_those_sqlalchemy_inserts(postgres_url: str) -> None:
+    engine = make_engine(postgres_url)
+    arrays, rows = _twin("inserted_as_arrays"), _twin("inserted_row_by_row")
+    statements: list[str] = []
+    sa_event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    paris = dt.timezone(dt.timedelta(hours=1))
+    given = [
+        {"id": "a", "org_id": "o", "count": 3, "active": False, "details": {"ü": [1, None, "x"]},
+         "at": dt.datetime(2026, 11, 24, 13, tzinfo=paris)},
+        {"id": "b", "org_id": "o", "count": None, "active": True, "details": None, "at": None},
+        {"id": "it's", "org_id": "o\"{}", "count": -(2**31), "active": True, "details": [],
+         "at": dt.datetime.now(dt.UTC)},
+    ]  # fmt: skip
+    try:
+        for table in (arrays, rows):
+            table.create(engine)
+        factory = make_session_factory(engine)
+        with session_scope(factory) as session:
+            insert_rows(session, arrays, given)
+            insert_rows(session, arrays, [{**given[0], "id": "c"}])
+            insert_rows(session, arrays, [])
+            session.execute(insert(rows), [*given, {**given[0], "id": "c"}])
+        with session_scope(factory) as session:
+            read = [[row._asdict() for row in session.execute(select(t).order_by(t.c.id))] for t in (arrays, rows)]
+        tokens = [row.pop("token") for row in read[0]] + [row.pop("token") for row in read[1]]
+        assert read[0] == read[1]
+        assert all(token.startswith("made-") for token in tokens) and len(set(tokens)) == 8, "called for each row"
+        assert all(row["note"] == "from the server" and row["kind"] == "plain" for row in read[0])
+        by_arrays = [s for s in statements if s.startswith("INSERT INTO inserted_as_arrays")]
+        assert len(by_arrays) == 2 and len(set(by_arrays)) == 1, "one statement per call, one text for every size"
+        with pytest.raises(IntegrityError), session_scope(factory) as session:
+            insert_rows(session, arrays, [{**given[1], "id": "d"}, {**given[1], "id": "a"}])
+        with pytest.raises(ValueError, match="no column colour"), session_scope(factory) as session:
+            insert_rows(session, arrays, [{**given[1], "colour": "red"}])
+    finally:
+        for table in (arrays, rows):
+            table.drop(engine, checkfirst=True)
+            Base.metadata.remove(table)
         engine.dispose()
 
 

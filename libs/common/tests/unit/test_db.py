@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from lms_common.db import (
     PING_AFTER_IDLE_SECONDS,
     _ping_if_suspect,
+    insert_rows,
     make_engine,
     make_read_session_factory,
     normalise_url,
@@ -50,6 +51,25 @@ def test_timestamp_comes_back_aware_in_utc(session_factory: sessionmaker[Session
     assert loaded.tzinfo is UTC
     assert loaded == stored
     assert loaded.hour == 10
+
+
+def test_insert_rows_on_sqlite_inserts_as_sqlalchemy_does(session_factory: sessionmaker[Session]) -> None:
+    table = InboxMessage.__table__
+    stored = datetime(2026, 7, 1, 12, 30, tzinfo=PARIS_SUMMER)
+    with session_scope(session_factory) as session:
+        insert_rows(session, table, [{"event_id": "e1", "event_type": "T", "handled_at": stored}])
+        insert_rows(session, table, [{"event_id": "e2", "event_type": "T"}])
+        insert_rows(session, table, [])
+    with session_scope(session_factory) as session:
+        rows = session.execute(select(InboxMessage.event_id, InboxMessage.handled_at).order_by("event_id")).all()
+    assert rows[0] == ("e1", stored)
+    assert rows[1].handled_at is not None, "the column's default fills what the rows leave out"
+
+
+def test_insert_rows_names_a_column_the_table_lacks(session_factory: sessionmaker[Session]) -> None:
+    with pytest.raises(ValueError, match="inbox has no column colour"), session_scope(session_factory) as session:
+        insert_rows(session, InboxMessage.__table__, [{"event_id": "e1", "event_type": "T", "colour": "red"}])
+    assert count_inbox(session_factory) == 0
 
 
 def test_session_scope_commits_a_block_that_ends_normally(session_factory: sessionmaker[Session]) -> None:
@@ -153,13 +173,13 @@ class FakeRecord:
 
 def test_a_quiet_connection_used_recently_is_not_pinged() -> None:
     connection = FakeConnection()
-    _ping_if_suspect(connection, FakeRecord(idle_seconds=1), None)  # type: ignore[arg-type]
+    _ping_if_suspect(connection, FakeRecord(idle_seconds=1), None)
     assert connection.pings == 0
 
 
 def test_a_connection_idle_for_long_is_pinged() -> None:
     connection = FakeConnection()
-    _ping_if_suspect(connection, FakeRecord(idle_seconds=PING_AFTER_IDLE_SECONDS + 1), None)  # type: ignore[arg-type]
+    _ping_if_suspect(connection, FakeRecord(idle_seconds=PING_AFTER_IDLE_SECONDS + 1), None)
     assert connection.pings == 1
 
 
@@ -168,13 +188,13 @@ def test_a_connection_the_server_closed_is_replaced() -> None:
     connection.server.close()
     connection.server_gone = True
     with pytest.raises(DisconnectionError):
-        _ping_if_suspect(connection, FakeRecord(idle_seconds=1), None)  # type: ignore[arg-type]
+        _ping_if_suspect(connection, FakeRecord(idle_seconds=1), None)
 
 
 def test_a_connection_the_server_spoke_on_is_pinged_and_kept_when_it_answers() -> None:
     connection = FakeConnection()
     connection.server.send(b"N")  # e.g. a notice
-    _ping_if_suspect(connection, FakeRecord(idle_seconds=1), None)  # type: ignore[arg-type]
+    _ping_if_suspect(connection, FakeRecord(idle_seconds=1), None)
     assert connection.pings == 1
 
 

@@ -24,7 +24,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 import structlog
-from sqlalchemy import Select, and_, insert, select, tuple_
+from sqlalchemy import Select, and_, select, tuple_
 from sqlalchemy.orm import Session
 
 from automation import commands, evaluation, metrics, sending
@@ -33,7 +33,7 @@ from automation.evaluation import DEFAULT_INVOICE, DUPLICATE, EMITTED
 from automation.models import Effect, Employment, OrgSettings, Rule, Run, SourceEvent
 from automation.rules import DAILY_TICK, TRIGGERS
 from automation.sending import Checked
-from lms_common.db import is_postgres, new_id, unnested, utcnow
+from lms_common.db import insert_rows, is_postgres, new_id, unnested, utcnow
 from lms_common.envelope import Event
 from lms_common.processing import correlation_of, event_correlation
 from lms_common.statistics import StatisticsKeeper
@@ -284,8 +284,7 @@ def write(session: Session, planned: list[PlannedEvent]) -> None:
         (Employment, rows.employments),
         (Effect, rows.effects),
     ):
-        if table_rows:
-            session.execute(insert(model), table_rows)
+        insert_rows(session, model.__table__, table_rows)
     sending.send(session, [command for command, _ in rows.commands], request_ids=[cause for _, cause in rows.commands])
 
 

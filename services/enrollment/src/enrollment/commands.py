@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, cast
 
-from sqlalchemy import String, Table, insert, literal, select, union_all
+from sqlalchemy import String, Table, literal, select, union_all
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
 from enrollment import assignments, bulk, grants, purchases, replica
 from enrollment.models import CommandKey, PendingCommand, User
-from lms_common.db import is_postgres, new_id, unnested, utcnow
+from lms_common.db import insert_rows, is_postgres, new_id, unnested, utcnow
 from lms_common.envelope import Event
 
 Runner = Callable[[Session, str, Mapping[str, Any], Mapping[str, str]], None]
@@ -135,7 +135,7 @@ def _carry_out(session: Session, events: list[Event]) -> None:
             address = {"user_id": user.id}
         resolved.append((event.orgid, event.data, address))
     if parked:  # an onboarding's training reaches enrollment before its employee does
-        session.execute(insert(PendingCommand), parked)
+        insert_rows(session, PendingCommand.__table__, parked)
     if events and events[0].type == "AssignMandatoryTraining":
         assign_all(session, resolved)
         return

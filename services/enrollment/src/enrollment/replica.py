@@ -28,6 +28,7 @@ from enrollment.models import (
     Quiz,
     User,
 )
+from lms_common.db import insert_rows
 from lms_common.envelope import parse_time
 
 M = TypeVar("M", Course, Product, Program, Quiz, Cohort)
@@ -139,7 +140,7 @@ def upsert_users(session: Session, profiles: Sequence[tuple[Mapping[str, Any], d
         elif user_id not in new or at >= new[user_id]["updated_at"]:
             new[user_id] = _profile(new.get(user_id) or _blank(user_id), data, at)
     if new:
-        session.execute(insert(User), list(new.values()))
+        insert_rows(session, User.__table__, list(new.values()))
     session.flush()
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, inspect, or_, select
+from sqlalchemy import inspect, or_, select
 from sqlalchemy.orm import InstanceState, Session
 
 from identity import handlers, services
@@ -28,7 +28,7 @@ from identity.models import Location, Organization, Role, RoleAssignment, User
 from lms_common import outbox
 from lms_common.contracts import EMPLOYEE_ONBOARDED, INVOICE_PAID
 from lms_common.contracts import enrollment as enrollment_contract
-from lms_common.db import utcnow
+from lms_common.db import insert_rows, utcnow
 from lms_common.envelope import Event
 from lms_common.processing import BatchHandler, Handler, correlation_of, event_correlation
 from lms_common.statistics import StatisticsKeeper
@@ -107,11 +107,14 @@ class Plan:
         self.events.append((cause, event))
 
     def write(self, session: Session) -> None:
-        """Everything decided: one insert per table, then the events in the order decided."""
+        """Everything decided: one insert per table, then the events in the order decided.
+
+        The rows go in as arrays (:func:`insert_rows`): the ORM's bulk insert ran one insert per
+        row, with its own bookkeeping for each, a fifth of the worker's CPU in an onboarding burst."""
         if self.new_users:
-            session.execute(insert(User), [_columns(user) for user in self.new_users])
+            insert_rows(session, User.__table__, [_columns(user) for user in self.new_users])
         if self.new_assignments:
-            session.execute(insert(RoleAssignment), [_columns(row) for row in self.new_assignments])
+            insert_rows(session, RoleAssignment.__table__, [_columns(row) for row in self.new_assignments])
         for cause, user, code in self.unknown_locations:
             handlers.warn_unknown_location(session, user.org_id, user.id, cause.id, code)
         # an event caused by a later message of the batch carries that message's request id,

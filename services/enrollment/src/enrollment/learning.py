@@ -129,19 +129,10 @@ def _grant_courses_of(session: Session, org_of: Mapping[str, str]) -> dict[str, 
     (as :func:`_grant_courses`, for many users in one query); users with nothing left out."""
     if not org_of:
         return {}
-    # The grants are found by holder (user or organization); joined to their product by an
-    # expression no index serves, or a planner that believes the table small reads every grant
-    # of the product through the unique key (org_id, product_id, owner_key).
-    query = (
-        select(ProductCourse.course_id, Grant.id, Grant.user_id, Grant.organization_id)
-        .join(Product, Product.id == ProductCourse.product_id)
-        .join(Grant, Grant.product_id.concat("") == Product.id)
-        .where(Product.status == ACTIVE, Grant.status == ACTIVE, Grant.seats.is_(None))
-        .where(or_(Grant.user_id.in_(list(org_of)), Grant.organization_id.in_(set(org_of.values()))))
-    )
     by_user: dict[str | None, list[tuple[str, str]]] = {}
     by_organization: dict[str | None, list[tuple[str, str]]] = {}
-    for course_id, grant_id, user_id, organization_id in session.execute(query):
+    holders = {"users": list(org_of), "organizations": list(set(org_of.values()))}
+    for course_id, grant_id, user_id, organization_id in session.execute(_GRANT_COURSES_OF_HOLDERS, holders):
         by_user.setdefault(user_id, []).append((course_id, grant_id))
         by_organization.setdefault(organization_id, []).append((course_id, grant_id))
     opened = {
@@ -149,6 +140,24 @@ def _grant_courses_of(session: Session, org_of: Mapping[str, str]) -> dict[str, 
         for user_id, org in org_of.items()
     }
     return {user_id: rows for user_id, rows in opened.items() if rows}
+
+
+# Read for every batch of UserProvisioned: built once, its cache key computed once. The grants
+# are found by holder (user or organization); joined to their product by an expression no index
+# serves, or a planner that believes the table small reads every grant of the product through
+# the unique key (org_id, product_id, owner_key).
+_GRANT_COURSES_OF_HOLDERS = (
+    select(ProductCourse.course_id, Grant.id, Grant.user_id, Grant.organization_id)
+    .join(Product, Product.id == ProductCourse.product_id)
+    .join(Grant, Grant.product_id.concat("") == Product.id)
+    .where(Product.status == ACTIVE, Grant.status == ACTIVE, Grant.seats.is_(None))
+    .where(
+        or_(
+            Grant.user_id.in_(bindparam("users", expanding=True)),
+            Grant.organization_id.in_(bindparam("organizations", expanding=True)),
+        )
+    )
+)
 
 
 def open_holder_enrollments(session: Session, grant: Grant) -> None:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, and_, delete, select
+from sqlalchemy import String, and_, bindparam, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -201,17 +201,32 @@ def _address(provisioned: Event) -> Address:
 def _waiting_commands(session: Session, events: Sequence[Event]) -> dict[Address, list[PendingCommand]]:
     """The commands waiting for these emails, oldest first, locked as :func:`commands.resolve_pending` locks them."""
     orgs, emails = {_address(e)[0] for e in events}, {_address(e)[1] for e in events}
-    query = select(PendingCommand).where(PendingCommand.email.in_(emails), PendingCommand.org_id.in_(orgs))
     waiting: dict[Address, list[PendingCommand]] = {}
-    for pending in session.scalars(query.order_by(PendingCommand.created_at).with_for_update()):
+    for pending in session.scalars(_WAITING_COMMANDS, {"emails": list(emails), "orgs": list(orgs)}):
         waiting.setdefault((pending.org_id, pending.email), []).append(pending)
     return waiting
 
 
 def _emails_with_seats_waiting(session: Session, events: Sequence[Event]) -> set[str]:
-    emails = {_address(e)[1] for e in events}
-    query = select(SeatHolder.email).where(SeatHolder.email.in_(emails), SeatHolder.user_id.is_(None))
-    return set(session.scalars(query.distinct()))
+    return set(session.scalars(_EMAILS_WITH_SEATS_WAITING, {"emails": list({_address(e)[1] for e in events})}))
+
+
+# Run for every batch of UserProvisioned: built once, so that SQLAlchemy computes each one's
+# cache key once rather than walking a new statement per batch (the keys are expanding lists).
+_WAITING_COMMANDS = (
+    select(PendingCommand)
+    .where(
+        PendingCommand.email.in_(bindparam("emails", expanding=True)),
+        PendingCommand.org_id.in_(bindparam("orgs", expanding=True)),
+    )
+    .order_by(PendingCommand.created_at)
+    .with_for_update()
+)
+_EMAILS_WITH_SEATS_WAITING = (
+    select(SeatHolder.email)
+    .where(SeatHolder.email.in_(bindparam("emails", expanding=True)), SeatHolder.user_id.is_(None))
+    .distinct()
+)
 
 
 def _plain_provisions(

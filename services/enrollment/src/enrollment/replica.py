@@ -12,7 +12,7 @@ from datetime import date, datetime
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
 from enrollment.models import (
@@ -224,10 +224,13 @@ def users_by_email(session: Session, emails: list[str]) -> dict[str, list[User]]
     """The users (not merged away) holding each of these emails, in any organization."""
     found: dict[str, list[User]] = {}
     if emails:
-        query = select(User).where(User.email.in_({email.lower() for email in emails}), User.merged_into.is_(None))
-        for user in session.scalars(query):
+        for user in session.scalars(_USERS_BY_EMAIL, {"emails": list({email.lower() for email in emails})}):
             found.setdefault(user.email, []).append(user)
     return found
+
+
+# Looked up for every batch of commands: built once, its cache key computed once.
+_USERS_BY_EMAIL = select(User).where(User.email.in_(bindparam("emails", expanding=True)), User.merged_into.is_(None))
 
 
 def pick_user(users: list[User], org: str) -> User | None:

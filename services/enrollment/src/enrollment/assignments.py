@@ -18,6 +18,7 @@ from sqlalchemy import (
     Select,
     String,
     and_,
+    bindparam,
     case,
     delete,
     func,
@@ -128,8 +129,8 @@ def assign(
             members = select(Assignment.user_id).where(Assignment.batch_id == batch, Assignment.program_id == program)
             enrolled += _join_program(session, org, members, program, actor_id=actor_id, cause=cause)[1]
         enrolled += bulk.enroll_assigned(session, batch, now)
-        events = _created_events(session, batch, now, actor_id, cause)
-        bulk.insert_events(session, contract.ASSIGNMENT_CREATED, events, now)
+        params = {"batch_id": batch, "assigned_at": stamp(now), "actor_id": actor_id, "cause": cause}
+        bulk.insert_events(session, contract.ASSIGNMENT_CREATED, _assignments_created, params, now)
     return Batch(batch, created, enrolled)
 
 
@@ -202,7 +203,7 @@ def _insert_assignments(
         "id", "org_id", "user_id", "course_id", "program_id", "target_id", "title", "due_on", "mandatory",
         "cycle", "natural_key", "created_at", "batch_id",
     ]  # fmt: skip
-    return bulk.insert_fresh(session, Assignment.__table__, columns, rows)
+    return bulk.insert_fresh(session, bulk.fresh_insert(session, Assignment.__table__, columns, rows))
 
 
 def _reset_recertified(session: Session, batch: str) -> None:
@@ -220,8 +221,11 @@ def _reset_recertified(session: Session, batch: str) -> None:
         )  # fmt: skip
 
 
-def _created_events(session: Session, batch: str, now: datetime, actor_id: str | None, cause: str) -> Select[Any]:
+def _assignments_created(session: Session) -> Select[Any]:
+    """AssignmentCreated of each assignment of a batch, from the bound parameters ``batch_id``,
+    ``assigned_at``, ``actor_id`` and ``cause`` (see :func:`bulk.insert_events`)."""
     a = Assignment
+    sqlite = session.get_bind().dialect.name == "sqlite"
     data = bulk.json_object(
         session,
         {
@@ -231,17 +235,16 @@ def _created_events(session: Session, batch: str, now: datetime, actor_id: str |
             "course_id": a.course_id,
             "program_id": a.program_id,
             "title": a.title,
-            "due_on": a.due_on if session.get_bind().dialect.name == "sqlite" else func.to_char(a.due_on, "YYYY-MM-DD"),
-            "mandatory": a.mandatory
-            if session.get_bind().dialect.name != "sqlite"
-            else func.json(case((a.mandatory, "true"), else_="false")),
+            "due_on": a.due_on if sqlite else func.to_char(a.due_on, "YYYY-MM-DD"),
+            "mandatory": func.json(case((a.mandatory, "true"), else_="false")) if sqlite else a.mandatory,
             "cycle": a.cycle,
-            "assigned_at": stamp(now),
-            "actor_id": actor_id,
-            "cause": cause,
+            "assigned_at": bindparam("assigned_at", type_=String),
+            "actor_id": bindparam("actor_id", type_=String),
+            "cause": bindparam("cause", type_=String),
         },
     )
-    return select(a.id.label("event_id"), a.org_id.label("orgid"), data.label("data")).where(a.batch_id == batch)
+    batch = a.batch_id == bindparam("batch_id", type_=String)
+    return select(a.id.label("event_id"), a.org_id.label("orgid"), data.label("data")).where(batch)
 
 
 def created(session: Session, batch: str) -> list[Assignment]:

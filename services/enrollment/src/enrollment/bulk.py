@@ -17,7 +17,7 @@ import operator
 import secrets
 import time
 import uuid
-from collections.abc import Iterator, Sized
+from collections.abc import Callable, Iterator, Sized
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
 from functools import reduce
@@ -35,6 +35,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    bindparam,
     case,
     cast,
     delete,
@@ -54,7 +55,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from enrollment.events import SOURCE, stamp
 from enrollment.models import Assignment, BulkTarget, Course, Enrollment, EnrollmentSource
@@ -80,7 +81,7 @@ def new_uuid(session: Session) -> ColumnElement[str]:
     return literal_column(_SQLITE_UUID, String)
 
 
-def ordered_uuid(session: Session) -> ColumnElement[str]:
+def ordered_uuid(session: Session, prefix: ColumnElement[str] | None = None) -> ColumnElement[str]:
     """Ids for the rows of one ``INSERT ... SELECT`` that increase in insertion order.
 
     UUIDv7 (RFC 9562): the statement's millisecond, 42 random bits chosen once per statement and
@@ -88,16 +89,42 @@ def ordered_uuid(session: Session) -> ColumnElement[str]:
     to the right-hand end of each index on these ids instead of to random pages: at 150,000
     rows per statement and more, random ids spread each insert over every page of indexes
     larger than the buffer cache, each page written again (whole, after a checkpoint) to WAL.
-    SQLite gets random ids.
+    A statement kept for many batches takes the first 23 characters as a bound parameter
+    (``prefix``, given :func:`uuid7_prefix` on each execution). SQLite gets random ids.
     """
     if not is_postgres(session):
         return new_uuid(session)
+    first = literal(uuid7_prefix(), String) if prefix is None else prefix
+    return first + func.lpad(func.to_hex(func.row_number().over()), 8, "0")
+
+
+def uuid7_prefix() -> str:
+    """The part of :func:`ordered_uuid`'s ids that one statement's rows share."""
     ms, bits = time.time_ns() // 1_000_000, secrets.randbits(42)
-    prefix = (
+    return (
         f"{ms >> 16:08x}-{ms & 0xFFFF:04x}-7{bits >> 30:03x}-"
         f"{0x8 | (bits >> 28) & 0x3:x}{(bits >> 16) & 0xFFF:03x}-{bits & 0xFFFF:04x}"
     )
-    return literal(prefix, String) + func.lpad(func.to_hex(func.row_number().over()), 8, "0")
+
+
+_BUILT: dict[tuple[Any, ...], Any] = {}
+
+
+def built_once(session: Session, key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
+    """The statement ``build()`` makes, made once per dialect and ``key`` and kept.
+
+    SQLAlchemy keeps each statement's compiled SQL under a cache key, but a statement built
+    anew for every batch is constructed and walked for that key again each time: a third of
+    the worker's CPU in a burst of onboardings. A kept statement memoizes its key, and takes
+    what changes from one batch to the next as bound parameters given on execution; never a
+    ``literal()`` of such a value, which would be kept with it. ``key`` names the statement's
+    shape: module-level functions and constants, never anything made per call.
+    """
+    full_key = (session.get_bind().dialect.name, *key)
+    statement = _BUILT.get(full_key)
+    if statement is None:  # two threads building one each is harmless
+        statement = _BUILT[full_key] = build()
+    return statement
 
 
 def value(session: Session, python_value: Any) -> ColumnElement[Any]:
@@ -156,9 +183,34 @@ def _as_bytes(session: Session, json: ColumnElement[Any]) -> ColumnElement[Any]:
     return cast(json, LargeBinary)
 
 
-def insert_events(session: Session, event_type: EventType, rows: Select[Any], now: datetime) -> int:
-    """Add one event per row of ``rows`` (columns ``event_id``, ``orgid``, ``data``) to the outbox."""
-    source = rows.subquery()
+RowsBuilder = Callable[[Session], Select[Any]]
+
+
+def insert_events(
+    session: Session, event_type: EventType, rows: RowsBuilder, params: dict[str, Any], now: datetime
+) -> int:
+    """Add one event per row of ``rows(session)`` (columns ``event_id``, ``orgid``, ``data``) to
+    the outbox; how many.
+
+    ``rows`` is a module-level function building a select of bound parameters, given values
+    by ``params``; the insert is built once for it (:func:`built_once`). The envelope's own
+    values are the parameters ``event_time``, ``event_created_at`` and ``event_headers``.
+    """
+    if "<" in rows.__qualname__:  # a lambda or a nested function is a new key on every call
+        raise ValueError(f"insert_events needs a module-level rows builder, not {rows.__qualname__}")
+    notify = outbox.relay_wakeup(session) is not None
+    statement, sample = built_once(
+        session, ("events", event_type.name, rows, notify), lambda: _events_insert(session, event_type, rows, notify)
+    )
+    headers = {"x-request-id": current_correlation_id() or new_id()}
+    values = {**params, "event_time": stamp(now), "event_created_at": now, "event_headers": headers}
+    return _insert_checked(session, statement, sample, values)
+
+
+def _events_insert(session: Session, event_type: EventType, rows: RowsBuilder, notify: bool) -> tuple[Any, bool]:
+    """The outbox ``INSERT ... SELECT`` of :func:`insert_events`, and whether it returns a
+    count and a sample body (PostgreSQL) rather than every body (SQLite)."""
+    source = rows(session).subquery()
     envelope = json_object(
         session,
         {
@@ -166,50 +218,49 @@ def insert_events(session: Session, event_type: EventType, rows: Select[Any], no
             "id": source.c.event_id,
             "source": SOURCE,
             "type": event_type.name,
-            "time": stamp(now),
+            "time": bindparam("event_time", type_=String),
             "datacontenttype": "application/json",
             "orgid": source.c.orgid,
             # SQLite forgets that a subquery's column is JSON; json() says it again.
             "data": source.c.data if is_postgres(session) else func.json(source.c.data),
         },
     )
-    headers = {"x-request-id": current_correlation_id() or new_id()}
     chosen = select(
         source.c.event_id,
         literal(event_type.name),
         literal(event_type.routing_key),
         _as_bytes(session, envelope),
-        literal(headers, JSON),
-        literal(now, UTCDateTime),
+        bindparam("event_headers", type_=JSON),
+        bindparam("event_created_at", type_=UTCDateTime),
         literal(0),
     )
     table = type_cast(Table, OutboxMessage.__table__)
     columns = ["event_id", "event_type", "routing_key", "body", "headers", "created_at", "attempts"]
-    return _insert_checked(session, insert(table).from_select(columns, chosen), source)
+    statement = insert(table).from_select(columns, chosen)
+    if not is_postgres(session):  # SQLite has neither a count in SQL nor NOTIFY: the bodies come back
+        return statement.returning(table.c.body), False
+    first = select(source.c.event_id).limit(1).scalar_subquery()
+    inserted_rows = statement.returning(case((table.c.event_id == first, table.c.body)).label("sample")).cte("inserted")
+    sample = select(inserted_rows.c.sample).where(inserted_rows.c.sample.is_not(None)).limit(1).scalar_subquery()
+    wakeup = [func.pg_notify(outbox.NOTIFY_CHANNEL, "")] if notify else []
+    return select(func.count(), sample, *wakeup).select_from(inserted_rows), True
 
 
-def _insert_checked(session: Session, statement: Any, source: Any) -> int:
-    """Run the outbox ``INSERT ... SELECT`` of the events of ``source``; how many rows it inserted.
+def _insert_checked(session: Session, statement: Any, sampled: bool, params: dict[str, Any]) -> int:
+    """Run the outbox insert of :func:`_events_insert`; how many rows it inserted.
 
-    The insert returns the body of one event, the first of ``source`` (the same SQL made them
+    The insert returns the body of one event, the first of its rows (the same SQL made them
     all), which is validated against the contract: the SQL that builds the payloads is checked
     on every call without reading a row back. On PostgreSQL (an ``INSERT`` in a ``WITH``
-    clause) the database counts the rows returned, so one row comes back whatever the size
-    of the batch, with the NOTIFY that wakes
-    the relay where the transaction has yet to send it (:func:`outbox.relay_wakeup`); it is
-    sent even if nothing was inserted, a harmless wake-up.
+    clause) the database counts the rows returned, so one row comes back whatever the size of
+    the batch, with the NOTIFY that wakes the relay where the transaction has yet to send it
+    (:func:`outbox.relay_wakeup`); it is sent even if nothing was inserted, a harmless wake-up.
     """
-    table = statement.table
-    if not is_postgres(session):  # SQLite has neither: the bodies come back, in process
-        bodies = session.scalars(statement.returning(table.c.body)).all()
-        count, body = len(bodies), next(iter(bodies), None)
+    if sampled:
+        count, body = session.execute(statement, params).one()[:2]
     else:
-        first = select(source.c.event_id).limit(1).scalar_subquery()
-        rows = statement.returning(case((table.c.event_id == first, table.c.body)).label("sample")).cte("inserted")
-        sample = select(rows.c.sample).where(rows.c.sample.is_not(None)).limit(1).scalar_subquery()
-        notify = outbox.relay_wakeup(session)
-        result = session.execute(select(func.count(), sample, *([] if notify is None else [notify])).select_from(rows))
-        count, body = result.one()[:2]
+        bodies = session.scalars(statement, params).all()
+        count, body = len(bodies), next(iter(bodies), None)
     if count and body is None:  # an event id the SQL makes anew on each evaluation, say
         raise ValueError("none of the inserted events could be checked against its contract")
     if body is not None:
@@ -217,43 +268,47 @@ def _insert_checked(session: Session, statement: Any, source: Any) -> int:
     return int(count)
 
 
-def inserted(session: Session, statement: Any) -> int:
+def inserted(session: Session, statement: Any, params: dict[str, Any] | None = None) -> int:
     """Run an ``INSERT``; how many rows it inserted.
 
     SQLAlchemy keeps the driver's row count only for UPDATE and DELETE unless asked: without
-    ``preserve_rowcount`` an ``INSERT ... SELECT`` on psycopg reports -1.
+    ``preserve_rowcount`` an ``INSERT ... SELECT`` on psycopg reports -1. It is asked here, on
+    execution, so that a kept statement stays the same object (see :func:`built_once`).
     """
-    result = type_cast(CursorResult[Any], session.execute(statement.execution_options(preserve_rowcount=True)))
-    return int(result.rowcount)
+    result = session.execute(statement, params, execution_options={"preserve_rowcount": True})
+    return int(type_cast(CursorResult[Any], result).rowcount)
+
+
+def fresh_insert(session: Session, table: Any, columns: list[str], rows: Select[*tuple[Any, ...]]) -> Any:
+    """The ``INSERT ... SELECT`` of ``rows`` for :func:`insert_fresh`, in the session's dialect."""
+    return _dialect(session).insert(table).from_select(columns, rows)
 
 
 def insert_ignoring_duplicates(session: Session, table: Any, columns: list[str], rows: Select[*tuple[Any, ...]]) -> int:
     """``INSERT ... SELECT`` that skips rows a concurrent writer inserted first (PostgreSQL)."""
-    if is_postgres(session):
-        statement: Any = postgresql.insert(table).from_select(columns, rows).on_conflict_do_nothing()
-    else:
-        statement = sqlite.insert(table).from_select(columns, rows)
-    return inserted(session, statement)
+    statement = fresh_insert(session, table, columns, rows)
+    return inserted(session, statement.on_conflict_do_nothing() if is_postgres(session) else statement)
 
 
-def insert_fresh(session: Session, table: Any, columns: list[str], rows: Select[*tuple[Any, ...]]) -> int:
-    """:func:`insert_ignoring_duplicates` for rows that are new but for a rare concurrent writer.
+def insert_fresh(session: Session, statement: Any, params: dict[str, Any] | None = None) -> int:
+    """Run :func:`fresh_insert`'s ``statement``, rows that are new but for a rare concurrent
+    writer; how many it inserted, skipping duplicates as :func:`insert_ignoring_duplicates` does.
 
     ``ON CONFLICT`` costs PostgreSQL a probe of every unique index before each row and one more
     WAL record after it: about a third of a 150,000-row insert. So the plain ``INSERT`` runs
     first, in a savepoint; a unique violation (another transaction inserted one of the rows
-    first, or ``rows`` repeats a key) rolls it back and the statement runs again ignoring
-    duplicates. Either way the outcome is that of :func:`insert_ignoring_duplicates`.
+    first, or the rows repeat a key) rolls it back and the statement runs again ignoring
+    duplicates.
     """
     if not is_postgres(session):
-        return insert_ignoring_duplicates(session, table, columns, rows)
+        return inserted(session, statement, params)
     try:
         with session.begin_nested():
-            return inserted(session, insert(table).from_select(columns, rows))
+            return inserted(session, statement, params)
     except IntegrityError as error:
         if getattr(error.orig, "sqlstate", None) != UNIQUE_VIOLATION:
             raise
-    return insert_ignoring_duplicates(session, table, columns, rows)
+    return inserted(session, statement.on_conflict_do_nothing(), params)
 
 
 # --- enrollment batches ---------------------------------------------------------------------------
@@ -413,7 +468,7 @@ def enroll_batch(session: Session, batch_id: str, now: datetime, *, large: bool 
         analyze(session, "enrollments")
     _open_sources(session, batch_id)
     if created:
-        insert_events(session, contract.ENROLLMENT_CREATED, _enrollment_created(session, batch_id, now), now)
+        insert_events(session, contract.ENROLLMENT_CREATED, _enrollment_created, _created_params(batch_id, now), now)
     session.execute(delete(BulkTarget).where(BulkTarget.batch_id == batch_id))
     return created
 
@@ -446,44 +501,68 @@ def enroll_assigned(session: Session, batch_id: str, now: datetime) -> int:
     The batch's assignments are its targets already (one per user and course: their ids are
     fresh), so no ``bulk_targets`` are written, grouped and deleted; and a source naming a new
     assignment cannot exist yet, so sources are inserted without looking for old ones to
-    reopen. The enrollments and sources are inserted by :func:`insert_fresh`.
+    reopen. The enrollments and sources are inserted by :func:`insert_fresh`, each statement
+    built once (:func:`built_once`).
     """
-    a, e = Assignment, Enrollment
-    course_assignments = and_(a.batch_id == batch_id, a.course_id.is_not(None))
-    rows = select(
-        ordered_uuid(session), a.org_id, a.user_id, a.course_id, literal(0), literal("assignment"), a.id,
-        literal(now, UTCDateTime), literal(batch_id),
-    ).where(course_assignments, found(enrollment_of(a.user_id, a.course_id)).is_(None))  # fmt: skip
-    columns = [
-        "id", "org_id", "user_id", "course_id", "progress_percent", "first_source", "first_source_id",
-        "enrolled_at", "batch_id",
-    ]  # fmt: skip
-    created = insert_fresh(session, Enrollment.__table__, columns, rows)
-    source_columns = ["enrollment_id", "kind", "ref", "active"]
+    params = {"batch_id": batch_id, "enrolled_at": now, "id_prefix": uuid7_prefix()}
+    created = insert_fresh(session, built_once(session, ("assigned enrollments",), lambda: _assigned(session)), params)
     if created:  # a new enrollment names its assignment already: its source needs no lookup
-        new = select(e.id, literal("assignment"), e.first_source_id, literal(True)).where(e.batch_id == batch_id)
-        insert_fresh(session, EnrollmentSource.__table__, source_columns, new)
-    if created < (session.scalar(select(func.count()).select_from(a).where(course_assignments)) or 0):
-        older = _older_enrollments(session, batch_id)
-        insert_fresh(session, EnrollmentSource.__table__, source_columns, older)
+        insert_fresh(session, built_once(session, ("new sources",), lambda: _new_sources(session)), params)
+    assigned = built_once(session, ("course assignments",), _course_assignments_counted)
+    if created < (session.scalar(assigned, params) or 0):
+        insert_fresh(session, built_once(session, ("older sources",), lambda: _older_sources(session)), params)
     if created:
-        insert_events(session, contract.ENROLLMENT_CREATED, _enrollment_created(session, batch_id, now), now)
+        insert_events(session, contract.ENROLLMENT_CREATED, _enrollment_created, _created_params(batch_id, now), now)
     return created
 
 
-def _older_enrollments(session: Session, batch_id: str) -> Select[Any]:
+_BATCH = "batch_id"  # the bound parameter naming a batch in the statements built once
+SOURCE_COLUMNS = ["enrollment_id", "kind", "ref", "active"]
+
+
+def _of_batch(column: ColumnElement[str | None] | InstrumentedAttribute[str | None]) -> ColumnElement[bool]:
+    return column == bindparam(_BATCH, type_=String)
+
+
+def _course_assignments() -> ColumnElement[bool]:
+    return and_(_of_batch(Assignment.batch_id), Assignment.course_id.is_not(None))
+
+
+def _course_assignments_counted() -> Select[Any]:
+    return select(func.count()).select_from(Assignment).where(_course_assignments())
+
+
+def _assigned(session: Session) -> Any:
+    """The enrollments missing for a batch's course assignments, each sourced by its assignment."""
+    a = Assignment
+    rows = select(
+        ordered_uuid(session, bindparam("id_prefix", type_=String)), a.org_id, a.user_id, a.course_id, literal(0),
+        literal("assignment"), a.id, bindparam("enrolled_at", type_=UTCDateTime), bindparam(_BATCH, type_=String),
+    ).where(_course_assignments(), found(enrollment_of(a.user_id, a.course_id)).is_(None))  # fmt: skip
+    return fresh_insert(session, Enrollment.__table__, ENROLLMENT_COLUMNS, rows)
+
+
+def _new_sources(session: Session) -> Any:
+    e = Enrollment
+    new = select(e.id, literal("assignment"), e.first_source_id, literal(True)).where(_of_batch(e.batch_id))
+    return fresh_insert(session, EnrollmentSource.__table__, SOURCE_COLUMNS, new)
+
+
+def _older_sources(session: Session) -> Any:
     """The assignment source of each enrollment that a batch's course assignment found already
     there: on PostgreSQL one probe of the unique index per assignment, not a join that may read
     every enrollment of the courses."""
     a, e = Assignment, Enrollment
-    older = and_(enrollment_of(a.user_id, a.course_id), or_(e.batch_id.is_(None), e.batch_id != batch_id))
+    batch = bindparam(_BATCH, type_=String)
+    older = and_(enrollment_of(a.user_id, a.course_id), or_(e.batch_id.is_(None), e.batch_id != batch))
     if is_postgres(session):
         # LIMIT keeps PostgreSQL from flattening the subquery into a join it could hash.
         enrollment = select(e.id).where(older).limit(1).lateral("enrollment")
         joined = select(enrollment.c.id).select_from(a).join(enrollment, true())
     else:  # no LATERAL; SQLite's joins are index lookups anyway
         joined = select(e.id).select_from(a).join(e, older)
-    return joined.add_columns(literal("assignment"), a.id, literal(True)).where(a.batch_id == batch_id)
+    rows = joined.add_columns(literal("assignment"), a.id, literal(True)).where(a.batch_id == batch)
+    return fresh_insert(session, EnrollmentSource.__table__, SOURCE_COLUMNS, rows)
 
 
 def _insert_enrollments(session: Session, batch_id: str, now: datetime) -> int:
@@ -539,7 +618,12 @@ def _open_sources(session: Session, batch_id: str) -> None:
     insert_ignoring_duplicates(session, s.__table__, ["enrollment_id", "kind", "ref", "active"], rows)
 
 
-def _enrollment_created(session: Session, batch_id: str, now: datetime) -> Select[Any]:
+def _created_params(batch_id: str, now: datetime) -> dict[str, Any]:
+    return {_BATCH: batch_id, "enrolled_stamp": stamp(now)}
+
+
+def _enrollment_created(session: Session) -> Select[Any]:
+    """EnrollmentCreated of each enrollment of a batch (:func:`_created_params`)."""
     e = Enrollment
     data = json_object(
         session,
@@ -551,11 +635,11 @@ def _enrollment_created(session: Session, batch_id: str, now: datetime) -> Selec
             "course_title": func.coalesce(Course.title, ""),
             "source": e.first_source,
             "source_id": e.first_source_id,
-            "enrolled_at": stamp(now),
+            "enrolled_at": bindparam("enrolled_stamp", type_=String),
         },
     )
     return (
         select(e.id.label("event_id"), e.org_id.label("orgid"), data.label("data"))
         .outerjoin(Course, Course.id == e.course_id)
-        .where(e.batch_id == batch_id)
+        .where(_of_batch(e.batch_id))
     )

@@ -861,3 +861,48 @@ def test_look_ups_by_index_hold_inside_nested_blocks_and_end_with_the_outermost(
         assert seqscan(session) == "on"
     assert sum("set_config" in statement for statement in statements) == 2
     engine.dispose()
+
+
+def _command_keys_insert(session: Any) -> Any:
+    """Command keys named by the array ``keys``, for the kept insert of the test below."""
+    from sqlalchemy import String, literal
+    from sqlalchemy.dialects.postgresql import ARRAY
+
+    from enrollment import bulk
+    from enrollment.models import CommandKey
+
+    keys = select(func.unnest(bindparam("keys", type_=ARRAY(String))).label("key")).subquery()
+    rows = select(
+        literal(ORG), keys.c.key, literal("AssignMandatoryTraining"), bindparam("at", type_=CommandKey.done_at.type)
+    )
+    return bulk.fresh_insert(session, CommandKey.__table__, ["org_id", "natural_key", "command", "done_at"], rows)
+
+
+def test_a_kept_insert_meeting_a_duplicate_skips_it_and_stays_plain_on_postgres(settings):
+    """insert_fresh with a statement built once: a unique violation rolls its savepoint back and
+    the rows go in again skipping the duplicate; the kept statement is unchanged for the next
+    batch, which goes in plainly, and the transaction's earlier work survives."""
+    from sqlalchemy import event as sqlalchemy_event
+
+    from enrollment import bulk
+    from enrollment.models import CommandKey
+
+    engine = make_engine(settings.database_url)
+    factory = make_session_factory(engine)
+    statements: list[str] = []
+    sqlalchemy_event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    now = datetime.now(UTC)
+    with factory.begin() as session:
+        kept = bulk.built_once(session, ("test command keys",), lambda: _command_keys_insert(session))
+        assert bulk.insert_fresh(session, kept, {"keys": ["k1", "k2"], "at": now}) == 2
+        assert bulk.insert_fresh(session, kept, {"keys": ["k2", "k3", "k3"], "at": now}) == 1
+        again = bulk.built_once(session, ("test command keys",), lambda: _command_keys_insert(session))
+        assert again is kept
+        assert bulk.insert_fresh(session, kept, {"keys": ["k4"], "at": now}) == 1
+    with factory() as session:
+        assert sorted(session.scalars(select(CommandKey.natural_key).where(CommandKey.org_id == ORG))) == [
+            "k1", "k2", "k3", "k4",
+        ]  # fmt: skip
+    inserts = [statement for statement in statements if statement.startswith("INSERT INTO command_keys")]
+    assert ["ON CONFLICT" in statement for statement in inserts] == [False, False, True, False]
+    engine.dispose()

@@ -126,22 +126,39 @@ def outbox_events(database_url: str, event_type: str | None = None) -> list[dict
 __all__ = ["SERVICE"]
 
 
+def _partial_enrollment_events(session: Any) -> Any:
+    """EnrollmentCreated short of required fields, again for the enrollments of user ``user``."""
+    from sqlalchemy import String, bindparam
+
+    from enrollment import bulk
+    from enrollment.models import Enrollment
+
+    e = Enrollment
+    data = bulk.json_object(session, {"enrollment_id": e.id, "org_id": e.org_id})
+    event_id = e.id.concat("-again")  # the enrollments have their events already
+    mine = e.user_id == bindparam("user", type_=String)
+    return select(event_id.label("event_id"), e.org_id.label("orgid"), data.label("data")).where(mine)
+
+
 def refuses_events_off_their_contract(factory: Any) -> None:
-    """A batch's events built by SQL that leaves out required fields fail the insert's check."""
+    """A batch's events built by SQL that leaves out required fields fail the insert's check;
+    so does a rows builder that is not a module-level function (a new statement every call)."""
     import pytest
 
     from enrollment import bulk, learning
-    from enrollment.models import Enrollment
     from lms_common.contracts import enrollment as contract
     from lms_common.envelope import InvalidEvent
 
     with factory() as session:
         user = new_id()
         learning.enroll(session, ORG, [user], [new_id(), new_id()], kind="grant", ref="g-1")
-        e = Enrollment
-        data = bulk.json_object(session, {"enrollment_id": e.id, "org_id": e.org_id})
-        event_id = e.id.concat("-again")  # the enrollments have their events already
-        rows = select(event_id.label("event_id"), e.org_id.label("orgid"), data.label("data")).where(e.user_id == user)
+        now = datetime.now(UTC)
         with pytest.raises(InvalidEvent, match="EnrollmentCreated payload invalid"):
-            bulk.insert_events(session, contract.ENROLLMENT_CREATED, rows, datetime.now(UTC))
+            bulk.insert_events(session, contract.ENROLLMENT_CREATED, _partial_enrollment_events, {"user": user}, now)
         session.rollback()
+
+        def nested(session: Any) -> Any:
+            return _partial_enrollment_events(session)
+
+        with pytest.raises(ValueError, match="module-level rows builder"):
+            bulk.insert_events(session, contract.ENROLLMENT_CREATED, nested, {"user": user}, now)

@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     Date,
     Integer,
     Select,
@@ -44,7 +45,7 @@ from enrollment.models import (
     User,
 )
 from lms_common.contracts import enrollment as contract
-from lms_common.db import UTCDateTime, new_id, utcnow
+from lms_common.db import UTCDateTime, is_postgres, new_id, unnested, unnested_values, utcnow
 from lms_common.errors import NotFound
 
 # --- whom -------------------------------------------------------------------------------------------
@@ -64,20 +65,32 @@ def users_query(
     return query
 
 
+_COURSES_BY_ID = select(Course.id, Course.org_id, Course.title).where(Course.id.in_(bindparam("ids", expanding=True)))
+_PROGRAMS_BY_ID = select(Program.id, Program.org_id, Program.title).where(
+    Program.id.in_(bindparam("ids", expanding=True))
+)
+
+
 def items_for(session: Session, orgs: set[str], course_ids: list[str], program_ids: list[str]) -> list[dict[str, Any]]:
-    """The courses and programs to assign, from the replica; 404 for an unknown one."""
+    """The courses and programs to assign, from the replica (one read each); 404 for an unknown one."""
     items = []
+    courses = _by_id(session, _COURSES_BY_ID, course_ids)
     for course_id in dict.fromkeys(course_ids):
-        course = session.get(Course, course_id)
+        course = courses.get(course_id)
         if course is None or course.org_id not in orgs:
             raise NotFound(f"no such course {course_id}", code="course_not_found")
         items.append({"course_id": course.id, "program_id": None, "title": course.title})
+    programs = _by_id(session, _PROGRAMS_BY_ID, program_ids)
     for program_id in dict.fromkeys(program_ids):
-        program = session.get(Program, program_id)
+        program = programs.get(program_id)
         if program is None or program.org_id not in orgs:
             raise NotFound(f"no such program {program_id}", code="program_not_found")
         items.append({"course_id": None, "program_id": program.id, "title": program.title})
     return items
+
+
+def _by_id(session: Session, statement: Select[str, str, str], ids: list[str]) -> dict[str, Any]:
+    return {row.id: row for row in session.execute(statement, {"ids": list(set(ids))})} if ids else {}
 
 
 @dataclass(frozen=True)
@@ -98,7 +111,7 @@ class Batch:
 def assign(
     session: Session,
     org: str,
-    users: Select[Any],
+    users: Select[Any] | CommandPairs,
     items: list[dict[str, Any]],
     *,
     due_on: date,
@@ -119,7 +132,7 @@ def assign(
     bulk.without_jit(session)
     with bulk.by_index(session):
         created = _insert_assignments(
-            session, org, users.subquery(), items, due_on=due_on, mandatory=mandatory, cycle=cycle,
+            session, org, users, items, due_on=due_on, mandatory=mandatory, cycle=cycle,
             natural_key=natural_key, batch=batch, now=now,
         )  # fmt: skip
         _reset_recertified(session, batch)
@@ -134,10 +147,22 @@ def assign(
     return Batch(batch, created, enrolled)
 
 
+ITEM_COLUMNS = [("course_id", String()), ("program_id", String()), ("target_id", String()), ("title", String())]
+PAIR_COLUMNS = [("user_id", String()), ("target_id", String()), ("natural_key", String())]
+
+
+@dataclass(frozen=True)
+class CommandPairs:
+    """The (user, target, natural key) triples a run of AssignMandatoryTraining names: each pair
+    is assigned under its own command's key, if the user is one of the org's active users."""
+
+    rows: list[tuple[str, str, str]]
+
+
 def _insert_assignments(
     session: Session,
     org: str,
-    users: Any,
+    users: Select[Any] | CommandPairs,
     items: list[dict[str, Any]],
     *,
     due_on: date,
@@ -148,16 +173,61 @@ def _insert_assignments(
     now: datetime,
 ) -> int:
     """One ``INSERT ... SELECT`` of every (user, item) pair (the users are read once, not per
-    item), or of the pairs ``users`` names when it has a ``target_id``; how many it inserted."""
+    item), or of the pairs of a run of commands; how many it inserted.
+
+    On PostgreSQL a run of commands, the path of every onboarding, takes its pairs and items as
+    arrays into a statement built once (:func:`bulk.built_once`)."""
     targets = {item["course_id"] or item["program_id"]: item for item in items}  # one row per target
     if not targets:
         return 0
-    chosen = union_all(*(
-        select(literal(item["course_id"], String).label("course_id"), literal(item["program_id"], String)
-               .label("program_id"), literal(target, String).label("target_id"),
-               literal(item["title"], String).label("title"))
-        for target, item in targets.items()
-    )).subquery("items")  # fmt: skip
+    item_rows = [(item["course_id"], item["program_id"], target, item["title"]) for target, item in targets.items()]
+    params = {
+        "org": org, "due_on": due_on, "mandatory": mandatory, "cycle": cycle, "natural_key": natural_key,
+        "batch_id": batch, "created_at": now, "id_prefix": bulk.uuid7_prefix(),
+    }  # fmt: skip
+    given_cycle = cycle is not None
+    if isinstance(users, CommandPairs) and is_postgres(session):
+        statement = bulk.built_once(
+            session,
+            ("command assignments", given_cycle),
+            lambda: _assignments_insert(
+                session, _active(unnested("keyed", PAIR_COLUMNS)), unnested("items", ITEM_COLUMNS), given_cycle
+            ),
+        )
+        params |= unnested_values("keyed", PAIR_COLUMNS, users.rows) | unnested_values("items", ITEM_COLUMNS, item_rows)
+    else:
+        chosen = _rows_table("items", ITEM_COLUMNS, item_rows)
+        if isinstance(users, CommandPairs):
+            chosen_users = _active(_rows_table("keyed", PAIR_COLUMNS, users.rows))
+        else:
+            chosen_users = users.subquery()
+        statement = _assignments_insert(session, chosen_users, chosen, given_cycle)
+    return bulk.insert_fresh(session, statement, params)
+
+
+def _rows_table(name: str, columns: list[tuple[str, Any]], rows: list[tuple[Any, ...]]) -> Any:
+    """``rows`` as a table of literals (SQLite has no arrays, nor VALUES with column names)."""
+    selects = (
+        select(*(literal(item, type_).label(column) for item, (column, type_) in zip(row, columns, strict=True)))
+        for row in rows
+    )
+    return union_all(*selects).subquery(name)
+
+
+def _active(keyed: Any) -> Any:
+    """The org's (parameter ``org``) active users of the pairs ``keyed``, one row per pair with its key."""
+    return (
+        select(User.id, keyed.c.target_id, keyed.c.natural_key)
+        .join(keyed, keyed.c.user_id == User.id)
+        .where(User.org_id == bindparam("org", type_=String), User.disabled_at.is_(None), User.merged_into.is_(None))
+    ).subquery("users")
+
+
+def _assignments_insert(session: Session, users: Any, chosen: Any, given_cycle: bool) -> Any:
+    """The insert of :func:`_insert_assignments`, of the pairs of ``users`` (a subquery of user
+    ``id``, and ``target_id`` and ``natural_key`` for commands) and the items ``chosen``; the
+    rest are parameters (``org``, ``due_on``, ``mandatory``, ``cycle``, ``natural_key``,
+    ``batch_id``, ``created_at``, ``id_prefix``)."""
     # Each (user, item) pair reads its own earlier cycles through the unique index (user_id,
     # target_id, cycle), in a correlated scalar subquery evaluated once per pair: a join or
     # EXISTS may be planned as a hash join reading every assignment of the items (more per chunk
@@ -166,15 +236,15 @@ def _insert_assignments(
     # them for each pair. The subquery's value is the pair's next cycle, NULL when it is skipped.
     a = Assignment
     earlier = and_(a.user_id == users.c.id, a.target_id == chosen.c.target_id)
-    if cycle is None:  # the cycle after the last, unless one is still open
+    if not given_cycle:  # the cycle after the last, unless one is still open
         is_open = func.max(case((a.completed_at.is_(None), 1), else_=0)) == 1
         next_cycle: Any = case((is_open, None), else_=func.coalesce(func.max(a.cycle), 0) + 1)
     else:  # the command's own cycle, unless it or a later one exists
-        next_cycle = case((func.max(a.cycle) >= cycle, None), else_=literal(cycle, Integer))
+        cycle = bindparam("cycle", type_=Integer)
+        next_cycle = case((func.max(a.cycle) >= cycle, None), else_=cycle)
     # OFFSET 0 keeps PostgreSQL from pulling the subquery up, which would evaluate the lookup
     # twice per pair (in the filter and in the inserted row).
-    # Commands name their own (user, target) pairs (commands._users_with_keys); the API gives
-    # every item to every user.
+    # Commands name their own (user, target) pairs; the API gives every item to every user.
     paired = "target_id" in users.c
     user_columns = [c for c in users.c if c.name != "target_id"]
     pairs = (
@@ -184,26 +254,26 @@ def _insert_assignments(
         .subquery("pairs")
     )
     rows = select(
-        bulk.ordered_uuid(session),
-        literal(org),
+        bulk.ordered_uuid(session, bindparam("id_prefix", type_=String)),
+        bindparam("org", type_=String),
         pairs.c.id,
         pairs.c.course_id,
         pairs.c.program_id,
         pairs.c.target_id,
         pairs.c.title,
-        literal(due_on, Date),
-        literal(mandatory),
+        bindparam("due_on", type_=Date),
+        bindparam("mandatory", type_=Boolean),
         pairs.c.next_cycle,
-        # A batch of commands names each pair's own key (see commands._users_with_keys).
-        pairs.c.natural_key if "natural_key" in users.c else literal(natural_key),
-        literal(now, UTCDateTime),
-        literal(batch),
+        # A run of commands names each pair's own key.
+        pairs.c.natural_key if "natural_key" in users.c else bindparam("natural_key", type_=String),
+        bindparam("created_at", type_=UTCDateTime),
+        bindparam("batch_id", type_=String),
     ).where(pairs.c.next_cycle.is_not(None))
     columns = [
         "id", "org_id", "user_id", "course_id", "program_id", "target_id", "title", "due_on", "mandatory",
         "cycle", "natural_key", "created_at", "batch_id",
     ]  # fmt: skip
-    return bulk.insert_fresh(session, bulk.fresh_insert(session, Assignment.__table__, columns, rows))
+    return bulk.fresh_insert(session, Assignment.__table__, columns, rows)
 
 
 def _reset_recertified(session: Session, batch: str) -> None:

@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, cast
 
-from sqlalchemy import String, Table, literal, select, union_all
+from sqlalchemy import Table, select
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
 from enrollment import assignments, bulk, grants, purchases, replica
-from enrollment.models import CommandKey, PendingCommand, User
-from lms_common.db import insert_rows, is_postgres, new_id, unnested, utcnow
+from enrollment.models import CommandKey, PendingCommand
+from lms_common.db import insert_rows, is_postgres, new_id, utcnow
 from lms_common.envelope import Event
 
 Runner = Callable[[Session, str, Mapping[str, Any], Mapping[str, str]], None]
@@ -171,7 +171,7 @@ def assign_all(session: Session, resolved: Sequence[purchases.Command]) -> None:
         org, due_on, mandatory, cycle = round_.kind
         items = assignments.items_for(session, {org}, list(round_.courses), round_.programs)
         assignments.assign(
-            session, org, _users_with_keys(session, org, round_.pairs), items, due_on=date.fromisoformat(due_on),
+            session, org, _command_pairs(round_.pairs), items, due_on=date.fromisoformat(due_on),
             mandatory=mandatory, cycle=cycle, cause="automation",
         )  # fmt: skip
 
@@ -245,18 +245,6 @@ def _round_for(
     return index
 
 
-def _users_with_keys(session: Session, org: str, pairs: dict[tuple[str, str], str]) -> Any:
-    """The org's active users of ``pairs``, one row per (user, target) with its command's natural key."""
-    keyed: Any
-    rows = [(user, target, key) for (user, target), key in pairs.items()]
-    if is_postgres(session):
-        keyed = unnested("keyed", [("user_id", String()), ("target_id", String()), ("natural_key", String())], rows)
-    else:  # SQLite has no VALUES with column names (and at most 500 terms in a compound select)
-        selects = (
-            select(literal(user, String).label("user_id"), literal(target, String).label("target_id"),
-                   literal(key, String).label("natural_key"))
-            for user, target, key in rows
-        )  # fmt: skip
-        keyed = union_all(*selects).subquery("keyed")
-    users = assignments.users_query(org, None, None, None).add_columns(keyed.c.target_id, keyed.c.natural_key)
-    return users.join(keyed, keyed.c.user_id == User.id)
+def _command_pairs(pairs: dict[tuple[str, str], str]) -> assignments.CommandPairs:
+    """A round's (user, target) pairs, each with its command's natural key."""
+    return assignments.CommandPairs([(user, target, key) for (user, target), key in pairs.items()])

@@ -365,6 +365,42 @@ def test_a_batch_of_assignment_commands_on_postgres_has_one_effect_each(world, s
         assert sorted(assigned) == sorted(zip(users, ["k0", "k1", "k2"], strict=True))
 
 
+def test_runs_of_assignment_commands_share_one_kept_insert_on_postgres(world, settings):
+    """Each run of AssignMandatoryTraining inserts its assignments with the same statement
+    object, its pairs and items bound as arrays; each pair gets its own command's key."""
+    from sqlalchemy import event as sqlalchemy_event
+    from sqlalchemy.orm import Session
+    from sqlalchemy.sql.dml import Insert
+
+    send, _ = world
+    processor = SERVICE.processor(SERVICE.runtime(settings, TestKeys()))
+    users, courses = [new_id() for _ in range(4)], [new_id(), new_id()]
+    for user in users:
+        send("UserProvisioned", user_event(user))
+    for course in courses:
+        send("CourseUpdated", course_event(course, [new_id()]))
+
+    def command(user: str) -> Event:
+        data = {"natural_key": f"employee:{user}", "person": {"user_id": user}, "course_ids": courses,
+                "program_ids": [], "due_on": "2030-01-01", "mandatory": True, "source_event_id": new_id(),
+                "source_event_type": "EmployeeOnboarded", "rule_id": None}  # fmt: skip
+        return Event(type="AssignMandatoryTraining", data=data, orgid=ORG, source="/test")
+
+    seen: list[Any] = []
+    listener = lambda state: seen.append(state.statement)  # noqa: E731
+    sqlalchemy_event.listen(Session, "do_orm_execute", listener)
+    try:
+        for run in (users[:2], users[2:]):
+            assert _outcomes(processor, [command(user) for user in run]) == {"handled"}
+    finally:
+        sqlalchemy_event.remove(Session, "do_orm_execute", listener)
+    inserts = [s for s in seen if isinstance(s, Insert) and s.table.name == "assignments"]
+    assert len(inserts) == 2 and inserts[0] is inserts[1]
+    with make_session_factory(make_engine(settings.database_url))() as session:
+        assigned = session.execute(select(Assignment.user_id, Assignment.course_id, Assignment.natural_key))
+        assert sorted(assigned) == sorted((u, c, f"employee:{u}") for u in users for c in courses)
+
+
 def product_of_one_course(product: str, course: str) -> list[Event]:
     """A published course and an active product of it, as catalog announces them."""
     return [

@@ -197,7 +197,8 @@ def rounds(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     assign = assignments.assign
 
     def counted(session: Any, org: str, users: Any, *args: Any, **kwargs: Any) -> Any:
-        calls.append(len(session.execute(users).all()))
+        pairs = users.rows if isinstance(users, assignments.CommandPairs) else session.execute(users).all()
+        calls.append(len(pairs))
         return assign(session, org, users, *args, **kwargs)
 
     monkeypatch.setattr(assignments, "assign", counted)

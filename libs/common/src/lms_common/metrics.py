@@ -43,7 +43,7 @@ CONSUMER_BATCH = Histogram(
     "lms_consumer_batch_deliveries",
     "Deliveries handled in one transaction: small batches under load mean the worker pays its fixed costs per event",
     ["service"],
-    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500),
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
 )
 CONSUMER_BATCHES_FAILED = Counter(
     "lms_consumer_batch_failures_total", "Batches rolled back because the database failed", ["service"]

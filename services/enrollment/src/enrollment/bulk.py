@@ -199,12 +199,12 @@ def insert_events(
     if "<" in rows.__qualname__:  # a lambda or a nested function is a new key on every call
         raise ValueError(f"insert_events needs a module-level rows builder, not {rows.__qualname__}")
     notify = outbox.relay_wakeup(session) is not None
-    statement, sample = built_once(
+    statement, sampled = built_once(
         session, ("events", event_type.name, rows, notify), lambda: _events_insert(session, event_type, rows, notify)
     )
     headers = {"x-request-id": current_correlation_id() or new_id()}
     values = {**params, "event_time": stamp(now), "event_created_at": now, "event_headers": headers}
-    return _insert_checked(session, statement, sample, values)
+    return _insert_checked(session, statement, sampled, values)
 
 
 def _events_insert(session: Session, event_type: EventType, rows: RowsBuilder, notify: bool) -> tuple[Any, bool]:

@@ -26,6 +26,7 @@ import api_bench
 import pika
 import pipeline_bench as pipe
 import requests
+from cpu import CpuTime
 from harness import RELAYS, SERVICES, remove_suite, start_suite
 from memory import PeakRss
 from suite_client import Client
@@ -104,17 +105,19 @@ def _throughput(client: Client, suite, invoices: int, employees: list[int]) -> l
         raw = pipe.raw_consume_rate(suite, invoices)
         rows.append(("raw pika consume, manual ack (events/s)", raw, "events/s", "ceiling", None, None))
     for count in (max(100, invoices // 10), invoices) if invoices else ():
-        with PeakRss(suite.process.pid) as peaks:
+        with PeakRss(suite.process.pid) as peaks, CpuTime(suite.process.pid) as cpu:
             seconds, done = pipe.invoices(client, suite, count, timeout=limit)
         _merge(memory, peaks.by_label())
+        print(f"  CPU during {count:,} InvoicePaid: {cpu.line()}", flush=True)
         seconds, name = _projected(seconds, done, count, f"{count:,} InvoicePaid")
         rate = count / seconds
         rows.append((f"1. {name}, end to end (invoices/s)", rate, "invoices/s", ">= 500/s (1,000)", raw, rate / raw))
         rows.append((f"5. {name}, cost per 1,000 (s)", 1000 * seconds / count, "s", "flat", None, None))
     for count in employees:
-        with PeakRss(suite.process.pid) as peaks, _sampling(suite):
+        with PeakRss(suite.process.pid) as peaks, _sampling(suite), CpuTime(suite.process.pid) as cpu:
             seconds, done = pipe.onboarding(client, suite, count, timeout=limit)
         _merge(memory, peaks.by_label())
+        print(f"  CPU during {count:,} EmployeeOnboarded: {cpu.line()}", flush=True)
         seconds, name = _projected(seconds, done, count, f"{count:,} EmployeeOnboarded x 3 courses")
         target = "< 60 s" if count == employees[min(1, len(employees) - 1)] else ""
         rows.append((f"3. {name} (s)", seconds, "s", target, None, None))

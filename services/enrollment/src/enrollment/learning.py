@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import and_, bindparam, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, any_, bindparam, exists, func, or_, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
@@ -35,7 +35,7 @@ from enrollment.models import (
     enrollment_status,
 )
 from lms_common.contracts import enrollment as contract
-from lms_common.db import AnySelect, RawReads, ReadStatement, utcnow
+from lms_common.db import AnySelect, BinaryArray, RawReads, ReadStatement, is_postgres, utcnow
 from lms_common.errors import Conflict, Forbidden, NotFound
 
 # --- who may learn what ---------------------------------------------------------------------------
@@ -88,19 +88,49 @@ def open_grant_enrollments(session: Session, user_id: str, org: str) -> set[str]
 def open_grant_enrollments_of(session: Session, org_of: Mapping[str, str]) -> dict[str, set[str]]:
     """:func:`open_grant_enrollments` for many users (each with its organization) in one
     enrollment batch; user id -> the ids of the courses its grants open."""
-    opened = _grant_courses_of(session, org_of)
+    opened = _grant_courses_of(session, org_of, _GRANT_COURSES_OF_HOLDERS)
+    bulk.enroll(session, _unopened(session, org_of, opened), utcnow())
+    return {user_id: {course_id for course_id, _ in rows} for user_id, rows in opened.items()}
+
+
+def open_new_grants(session: Session, made: Sequence[tuple[Grant, Sequence[str]]]) -> None:
+    """Enroll the holders of user grants just made in the courses each opens (its product's),
+    and in what their organizations' grants open that they still lack.
+
+    What :func:`open_grant_enrollments_of` does for their users, without reading their other
+    grants: a grant made in this transaction has no enrollment source yet, and each of the
+    user's earlier grants opened its courses when it was made or its product turned active.
+    Those reads grow with every grant a buyer holds; a purchase then costs the same for the
+    first product as for the two-hundredth. A company grant made before its member was known
+    here opened nothing to that member, so the organizations' grants are still looked at.
+    """
+    targets: list[dict[str, str]] = []
+    org_of: dict[str, str] = {}
+    for grant, course_ids in made:
+        if grant.user_id is None:
+            continue  # a company grant opens to its members: open_holder_enrollments
+        org_of[grant.user_id] = grant.org_id
+        targets += [
+            {"org_id": grant.org_id, "user_id": grant.user_id, "course_id": course, "kind": "grant", "ref": grant.id}
+            for course in course_ids
+        ]
+    company = _grant_courses_of(session, org_of, _GRANT_COURSES_OF_ORGANIZATIONS)
+    bulk.enroll(session, targets + _unopened(session, org_of, company), utcnow())
+
+
+def _unopened(
+    session: Session, org_of: Mapping[str, str], opened: Mapping[str, list[tuple[str, str]]]
+) -> list[dict[str, str]]:
+    """The enrollment targets of ``opened`` (user id -> course id, grant id) without a source yet."""
     if not opened:
-        return {}
+        return []
     known = _grant_sources_of(session, list(opened))
-    missing = [
+    return [
         {"org_id": org_of[user_id], "user_id": user_id, "course_id": course_id, "kind": "grant", "ref": grant_id}
         for user_id, rows in opened.items()
         for course_id, grant_id in rows
         if (user_id, course_id, grant_id) not in known
     ]
-    if missing:
-        bulk.enroll(session, missing, utcnow())
-    return {user_id: {course_id for course_id, _ in rows} for user_id, rows in opened.items()}
 
 
 def _grant_sources_of(session: Session, user_ids: list[str]) -> set[tuple[str, str, str]]:
@@ -108,31 +138,54 @@ def _grant_sources_of(session: Session, user_ids: list[str]) -> set[tuple[str, s
 
     Two look-ups by key, the users' enrollments by the unique index (user_id, course_id), then
     their sources by the primary key: as one join, a planner that believes the tables small
-    reads every grant source in the table and looks each enrollment up.
+    reads every grant source in the table and looks each enrollment up. Each list is one
+    parameter, an array on PostgreSQL, so that a buyer holding 200 grants costs no statement
+    text of 200 placeholders, rendered and parsed on every purchase.
     """
+    postgres = is_postgres(session)
+    of_users = bulk.built_once(session, (_enrollments_of_users,), lambda: _enrollments_of_users(postgres))
     enrollments = {
         enrollment_id: (user_id, course_id)
-        for enrollment_id, user_id, course_id in session.execute(
-            select(Enrollment.id, Enrollment.user_id, Enrollment.course_id).where(Enrollment.user_id.in_(user_ids))
-        )
+        for enrollment_id, user_id, course_id in session.execute(of_users, {"users": user_ids})
     }
     if not enrollments:
         return set()
-    sources = select(EnrollmentSource.enrollment_id, EnrollmentSource.ref).where(
-        EnrollmentSource.enrollment_id.in_(list(enrollments)), EnrollmentSource.kind == "grant"
+    by_grant = bulk.built_once(session, (_grant_sources_among,), lambda: _grant_sources_among(postgres))
+    rows = session.execute(by_grant, {"enrollments": list(enrollments)})
+    return {(*enrollments[enrollment_id], ref) for enrollment_id, ref in rows}
+
+
+def _among(column: Any, name: str, postgres: bool) -> Any:
+    """``column`` is one of the list bound as ``name``: an array on PostgreSQL, else an IN list."""
+    if postgres:
+        return column == any_(bindparam(name, type_=BinaryArray(column.type)))
+    return column.in_(bindparam(name, expanding=True))
+
+
+def _enrollments_of_users(postgres: bool) -> AnySelect:
+    return select(Enrollment.id, Enrollment.user_id, Enrollment.course_id).where(
+        _among(Enrollment.user_id, "users", postgres)
     )
-    return {(*enrollments[enrollment_id], ref) for enrollment_id, ref in session.execute(sources)}
 
 
-def _grant_courses_of(session: Session, org_of: Mapping[str, str]) -> dict[str, list[tuple[str, str]]]:
+def _grant_sources_among(postgres: bool) -> AnySelect:
+    return select(EnrollmentSource.enrollment_id, EnrollmentSource.ref).where(
+        _among(EnrollmentSource.enrollment_id, "enrollments", postgres), EnrollmentSource.kind == "grant"
+    )
+
+
+def _grant_courses_of(
+    session: Session, org_of: Mapping[str, str], holders_query: AnySelect
+) -> dict[str, list[tuple[str, str]]]:
     """user id -> (course id, grant id) of what its own and its organization's grants open
-    (as :func:`_grant_courses`, for many users in one query); users with nothing left out."""
+    (as :func:`_grant_courses`, for many users in one query); users with nothing left out.
+    ``holders_query`` says which grants: the users' and their organizations', or only the latter."""
     if not org_of:
         return {}
     by_user: dict[str | None, list[tuple[str, str]]] = {}
     by_organization: dict[str | None, list[tuple[str, str]]] = {}
     holders = {"users": list(org_of), "organizations": list(set(org_of.values()))}
-    for course_id, grant_id, user_id, organization_id in session.execute(_GRANT_COURSES_OF_HOLDERS, holders):
+    for course_id, grant_id, user_id, organization_id in session.execute(holders_query, holders):
         by_user.setdefault(user_id, []).append((course_id, grant_id))
         by_organization.setdefault(organization_id, []).append((course_id, grant_id))
     opened = {
@@ -142,22 +195,29 @@ def _grant_courses_of(session: Session, org_of: Mapping[str, str]) -> dict[str, 
     return {user_id: rows for user_id, rows in opened.items() if rows}
 
 
-# Read for every batch of UserProvisioned: built once, its cache key computed once. The grants
-# are found by holder (user or organization); joined to their product by an expression no index
-# serves, or a planner that believes the table small reads every grant of the product through
-# the unique key (org_id, product_id, owner_key).
-_GRANT_COURSES_OF_HOLDERS = (
-    select(ProductCourse.course_id, Grant.id, Grant.user_id, Grant.organization_id)
-    .join(Product, Product.id == ProductCourse.product_id)
-    .join(Grant, Grant.product_id.concat("") == Product.id)
-    .where(Product.status == ACTIVE, Grant.status == ACTIVE, Grant.seats.is_(None))
-    .where(
-        or_(
-            Grant.user_id.in_(bindparam("users", expanding=True)),
-            Grant.organization_id.in_(bindparam("organizations", expanding=True)),
-        )
+def _active_grant_courses(*holders: ColumnElement[bool]) -> AnySelect:
+    """(course id, grant id, user id, organization id) of active grants of active products
+    held as ``holders`` say.
+
+    Joined to their product by an expression no index serves, or a planner that believes the
+    table small reads every grant of the product through the unique key (org_id, product_id,
+    owner_key).
+    """
+    return (
+        select(ProductCourse.course_id, Grant.id, Grant.user_id, Grant.organization_id)
+        .join(Product, Product.id == ProductCourse.product_id)
+        .join(Grant, Grant.product_id.concat("") == Product.id)
+        .where(Product.status == ACTIVE, Grant.status == ACTIVE, Grant.seats.is_(None))
+        .where(or_(*holders))
     )
-)
+
+
+# Read for every batch of UserProvisioned and GrantProduct: built once, their cache keys
+# computed once. The grants are found by holder: the users or their organizations.
+_HELD_BY_USERS = Grant.user_id.in_(bindparam("users", expanding=True))
+_HELD_BY_ORGANIZATIONS = Grant.organization_id.in_(bindparam("organizations", expanding=True))
+_GRANT_COURSES_OF_HOLDERS = _active_grant_courses(_HELD_BY_USERS, _HELD_BY_ORGANIZATIONS)
+_GRANT_COURSES_OF_ORGANIZATIONS = _active_grant_courses(_HELD_BY_ORGANIZATIONS)
 
 
 def open_holder_enrollments(session: Session, grant: Grant) -> None:

@@ -145,8 +145,9 @@ def _grant_round(
         (_product_granted(row, products.get(row.product_id), courses.get(row.product_id, []), data, now)
          for row, data in granted),
     )  # fmt: skip
-    opening = {row.user_id: row.org_id for row, _ in granted if _active(products.get(row.product_id))}
-    learning.open_grant_enrollments_of(session, {user_id: org for user_id, org in opening.items() if user_id})
+    learning.open_new_grants(
+        session, [(row, courses.get(row.product_id, [])) for row, _ in granted if _active(products.get(row.product_id))]
+    )
 
 
 def _grant_row(org: str, product_id: str, user_id: str, now: datetime) -> dict[str, Any]:

@@ -44,7 +44,10 @@ def test_batch_look_ups_reuse_one_statement_whatever_their_keys(settings: Any) -
         lambda session, batch: replica.users_by_email(session, [e.data["email"] for e in batch]),
         purchases._waiting_commands,
         purchases._emails_with_seats_waiting,
-        lambda session, batch: learning._grant_courses_of(session, {e.data["user_id"]: "org-1" for e in batch}),
+        lambda session, batch: learning._grant_courses_of(
+            session, {e.data["user_id"]: "org-1" for e in batch}, learning._GRANT_COURSES_OF_HOLDERS
+        ),
+        lambda session, batch: learning._grant_sources_of(session, [e.data["user_id"] for e in batch]),
     ]
     with factory() as session:
         for look_up in look_ups:

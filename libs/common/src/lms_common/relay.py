@@ -114,8 +114,7 @@ class Relay:
     def _mark(self, session: Session, rows: Sequence[outbox.UnsentRow], outcomes: list[PublishOutcome]) -> None:
         now = utcnow()
         sent = [row.id for row, outcome in zip(rows, outcomes, strict=True) if outcome.confirmed]
-        if sent:
-            session.execute(update(OutboxMessage).where(OutboxMessage.id.in_(sent)).values(sent_at=now))
+        outbox.mark_sent(session, sent, now)
         for row, outcome in zip(rows, outcomes, strict=True):
             if not outcome.confirmed:
                 attempts = row.attempts + 1

@@ -6,19 +6,22 @@ import random
 import signal
 import threading
 import time
+from collections.abc import Sequence
+from datetime import timedelta
 
 import psycopg
 import pytest
 from conftest import Bus, consuming, ping, spawn
 from fixture_service import effect_counts
 from sqlalchemy import event as sqlalchemy_event
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 from sqlalchemy.engine import make_url
 
 from lms_common import metrics, outbox
 from lms_common.config import Settings
-from lms_common.db import session_scope
-from lms_common.messaging import ConfirmingPublisher
+from lms_common.context import correlation
+from lms_common.db import session_scope, utcnow
+from lms_common.messaging import Confirm, ConfirmingPublisher, OutgoingMessage, PublishOutcome
 from lms_common.outbox import OutboxMessage
 from lms_common.relay import ListenWaker, Relay
 from lms_common.service import Runtime
@@ -158,6 +161,46 @@ def test_the_backlog_reads_no_more_rows_than_it_counts_however_long_the_line(run
     assert count >= before + 3000
     assert 0 <= age < 60
     assert read <= 510, f"{read} rows read to count a line of {count}"
+
+
+class Recorder:
+    """A publisher that confirms every message and keeps it."""
+
+    def __init__(self) -> None:
+        self.messages: list[OutgoingMessage] = []
+
+    def publish_batch(self, messages: Sequence[OutgoingMessage]) -> list[PublishOutcome]:
+        self.messages += messages
+        return [PublishOutcome(Confirm.CONFIRMED)] * len(messages)
+
+
+def test_a_relay_cycle_is_two_statements_of_its_own_and_publishes_the_rows_as_written(runtime: Runtime) -> None:
+    """The lock of the unsent rows and their sent mark, each one statement text on the driver,
+    however many rows; a row waiting for a retry is left for later."""
+    waiting, first, second = ping(1), ping(2), ping(3)
+    with correlation("req-7"), session_scope(runtime.session_factory) as session:
+        outbox.add_many(session, [waiting, first, second], SERVICE_CATALOG)
+    with session_scope(runtime.session_factory) as session:
+        later = utcnow() + timedelta(minutes=5)
+        session.execute(update(OutboxMessage).where(OutboxMessage.event_id == waiting.id).values(publish_after=later))
+    recorder = Recorder()
+    relay = Relay("fixture", runtime.session_factory, recorder, batch_size=500)
+    statements: list[str] = []
+    listen = lambda *args: statements.append(args[2])  # noqa: E731
+    sqlalchemy_event.listen(runtime.engine, "before_cursor_execute", listen)
+    try:
+        assert relay.relay_once() == 2
+    finally:
+        sqlalchemy_event.remove(runtime.engine, "before_cursor_execute", listen)
+    assert statements == [outbox._UNSENT, outbox._MARK_SENT]
+    assert [m.message_id for m in recorder.messages] == [first.id, second.id]
+    assert [m.body for m in recorder.messages] == [first.to_json(), second.to_json()]
+    assert {m.routing_key for m in recorder.messages} == {"test.Ping"}
+    assert [dict(m.headers) for m in recorder.messages] == [{"x-request-id": "req-7"}] * 2
+    with session_scope(runtime.session_factory) as session:
+        marks = dict(session.execute(select(OutboxMessage.event_id, OutboxMessage.sent_at)).all())
+    assert marks[waiting.id] is None and marks[first.id] is not None and marks[second.id] is not None
+    assert relay.relay_once() == 0  # the waiting row is not due yet
 
 
 def test_two_relays_at_once_never_publish_the_same_row(settings: Settings, runtime: Runtime, bus: Bus) -> None:

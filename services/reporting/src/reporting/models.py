@@ -34,12 +34,15 @@ def _gen() -> Mapped[int]:
 
 
 class LoggedEvent(Base):
-    """One consumed event, as it arrived; never updated, never deleted."""
+    """One consumed event, as it arrived; never updated, never deleted.
+
+    Logged once: in the transaction that records its id in the inbox, and only when that id is
+    new there (so ``id`` needs no unique index of its own; see migration 0003)."""
 
     __tablename__ = "event_log"
 
     seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True)
-    id: Mapped[str] = mapped_column(String(200), unique=True)
+    id: Mapped[str] = mapped_column(String(200))
     type: Mapped[str] = mapped_column(String(100))
     orgid: Mapped[str] = mapped_column(String(200))
     time: Mapped[datetime]

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from lms_common import migrations
@@ -19,7 +20,6 @@ from lms_common.db import make_engine, make_session_factory, session_scope
 from lms_common.envelope import Event
 from lms_common.processing import Delivery, Outcome
 from lms_common.testing import TestKeys, isolated_settings
-from reporting import eventlog
 from reporting.projections import project, project_many
 from reporting.service import SERVICE
 
@@ -196,6 +196,18 @@ def test_a_batch_writes_what_one_event_at_a_time_writes(postgres_url, sqlite_url
     assert all(batched[table] for table in ("learners", "enrollments", "completions", "program_members"))
 
 
+REFUSE_ONE_EVENT = """
+CREATE FUNCTION refuse_one_event() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.id = '{event_id}' THEN
+        RAISE EXCEPTION 'this event cannot be logged';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER refuse_one_event BEFORE INSERT ON event_log FOR EACH ROW EXECUTE FUNCTION refuse_one_event();
+"""
+
+
 def test_a_batch_whose_writes_fail_is_handled_again_message_by_message(postgres_url):
     migrations.upgrade(SERVICE.migrations, postgres_url)
     app = SERVICE.create_app(isolated_settings("reporting", postgres_url), key_source=TestKeys())
@@ -203,8 +215,8 @@ def test_a_batch_whose_writes_fail_is_handled_again_message_by_message(postgres_
     events = [e for n in range(20) for e in (user(f"f{n}", None), enrolled(f"f{n}", "safety", 1))]
     engine = make_engine(postgres_url)
     factory = make_session_factory(engine)
-    with session_scope(factory) as session:
-        eventlog.append_many(session, [events[5]])  # logged already (its inbox row lost): logging it again fails
+    with session_scope(factory) as session:  # one event's write fails, whichever way it is written
+        session.execute(text(REFUSE_ONE_EVENT.format(event_id=events[5].id)))
     results = processor.process([Delivery(e.to_json(), SUITE_EVENTS.routing_key(e), e.id) for e in events])
     assert [result.outcome for result in results] == [Outcome.HANDLED] * 5 + [Outcome.RETRY] + [Outcome.HANDLED] * 34
     rows = projection_rows(factory, 1)

@@ -153,3 +153,33 @@ def test_the_worker_analyzes_the_projections_that_grew(postgres_url):
     with make_session_factory(engine)() as session:  # within the interval nothing is looked at
         assert keeper.refresh(session) == []
     engine.dispose()
+
+
+def test_each_event_is_logged_once_the_inbox_holding_its_id_unique(postgres_url):
+    """Redelivered events, in later batches and within one, are logged once: the inbox row
+    written in the same transaction is what keeps an id unique, and the log itself keeps only
+    the indexes its reads use (by sequence, by organization and time, by arrival)."""
+    from lms_common.processing import Delivery, Outcome
+    from lms_common.testing import isolated_settings
+
+    migrations.upgrade(SERVICE.migrations, postgres_url)
+    app = SERVICE.create_app(isolated_settings("reporting", postgres_url), key_source=TestKeys())
+    processor = SERVICE.processor(app.extensions["lms"])
+    events = scenario()
+
+    def deliver(batch):  # type: ignore[no-untyped-def]
+        results = processor.process([Delivery(e.to_json(), SUITE_EVENTS.routing_key(e), e.id) for e in batch])
+        return [result.outcome for result in results]
+
+    assert deliver(events) == [Outcome.HANDLED] * len(events)
+    assert deliver(events[:3] + events[:3]) == [Outcome.DUPLICATE] * 6
+    newcomer = user("zed", "south")
+    assert deliver([newcomer, newcomer]) == [Outcome.HANDLED, Outcome.DUPLICATE]
+    events.append(newcomer)
+    engine = make_engine(postgres_url)
+    with engine.connect() as db:
+        logged = db.execute(text("SELECT id, count(*) FROM event_log GROUP BY id")).all()
+        indexes = db.execute(text("SELECT indexname FROM pg_indexes WHERE tablename = 'event_log'")).scalars().all()
+    engine.dispose()
+    assert sorted(logged) == sorted((e.id, 1) for e in events)
+    assert sorted(indexes) == ["ix_event_log_orgid_time", "ix_event_log_received_at", "pk_event_log"]

@@ -20,12 +20,14 @@ from psycopg.pq import TransactionStatus
 from psycopg.types.array import ListBinaryDumper
 from sqlalchemy import (
     Column,
+    ColumnElement,
     Connection,
     DateTime,
     Engine,
     MetaData,
     Select,
     Table,
+    any_,
     bindparam,
     column,
     create_engine,
@@ -162,6 +164,15 @@ def unnested(
     ]
     table = func.unnest(*arrays).table_valued(*(column(column_name, type_) for column_name, type_ in columns))
     return table.render_derived(name=name)
+
+
+def one_of(column: Any, name: str, *, postgres: bool) -> ColumnElement[bool]:
+    """``column`` is one of the list bound as ``name`` when the statement runs: an array in
+    binary on PostgreSQL (one statement text whatever the list's length), elsewhere an expanding
+    ``IN``. For statements built once and kept."""
+    if postgres:
+        return cast(ColumnElement[bool], column == any_(bindparam(name, type_=BinaryArray(column.type))))
+    return cast(ColumnElement[bool], column.in_(bindparam(name, expanding=True)))
 
 
 def unnested_values(

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, and_, any_, bindparam, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, exists, func, or_, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
@@ -35,7 +35,7 @@ from enrollment.models import (
     enrollment_status,
 )
 from lms_common.contracts import enrollment as contract
-from lms_common.db import AnySelect, BinaryArray, RawReads, ReadStatement, is_postgres, utcnow
+from lms_common.db import AnySelect, RawReads, ReadStatement, is_postgres, one_of, utcnow
 from lms_common.errors import Conflict, Forbidden, NotFound
 
 # --- who may learn what ---------------------------------------------------------------------------
@@ -155,22 +155,15 @@ def _grant_sources_of(session: Session, user_ids: list[str]) -> set[tuple[str, s
     return {(*enrollments[enrollment_id], ref) for enrollment_id, ref in rows}
 
 
-def _among(column: Any, name: str, postgres: bool) -> Any:
-    """``column`` is one of the list bound as ``name``: an array on PostgreSQL, else an IN list."""
-    if postgres:
-        return column == any_(bindparam(name, type_=BinaryArray(column.type)))
-    return column.in_(bindparam(name, expanding=True))
-
-
 def _enrollments_of_users(postgres: bool) -> AnySelect:
     return select(Enrollment.id, Enrollment.user_id, Enrollment.course_id).where(
-        _among(Enrollment.user_id, "users", postgres)
+        one_of(Enrollment.user_id, "users", postgres=postgres)
     )
 
 
 def _grant_sources_among(postgres: bool) -> AnySelect:
     return select(EnrollmentSource.enrollment_id, EnrollmentSource.ref).where(
-        _among(EnrollmentSource.enrollment_id, "enrollments", postgres), EnrollmentSource.kind == "grant"
+        one_of(EnrollmentSource.enrollment_id, "enrollments", postgres=postgres), EnrollmentSource.kind == "grant"
     )
 
 

@@ -18,10 +18,10 @@ from datetime import date, datetime
 from functools import cache
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import ColumnDefault, Table, Update, any_, bindparam, delete, select, update
+from sqlalchemy import ColumnDefault, Table, Update, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
-from lms_common.db import Base, BinaryArray, RawReads, ReadStatement, is_postgres, session_cursor
+from lms_common.db import Base, RawReads, ReadStatement, is_postgres, one_of, session_cursor
 from lms_common.envelope import Event, parse_time
 from reporting.bulk import insert_rows
 from reporting.models import (
@@ -234,7 +234,7 @@ def _lookup(table: Table) -> ReadStatement:
     batch asks this of several tables, and SQLAlchemy's statement and result machinery cost
     several times the queries themselves."""
     gen, org, *rest = table.primary_key.columns
-    arrays = [column == any_(bindparam(f"key_{n}", type_=BinaryArray(column.type))) for n, column in enumerate(rest)]
+    arrays = [one_of(column, f"key_{n}", postgres=True) for n, column in enumerate(rest)]
     return ReadStatement(select(table).where(gen == bindparam("gen"), org == bindparam("org"), *arrays))
 
 

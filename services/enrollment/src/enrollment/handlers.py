@@ -55,13 +55,17 @@ def on_cohort(session: Session, event: Event) -> None:
 
 
 def on_user_provisioned(session: Session, event: Event) -> None:
-    """Keep the user, carry out seats and commands that waited for its email, and enroll it in
-    the courses its organization's grants open (reports see a new member's enrollments now, not
-    at its first look at its courses)."""
-    replica.upsert_user(session, event.data, event.time)
+    """Keep the user, carry out seats and commands that waited for its email, and, the first
+    time identity announces it, enroll it in the courses its grants and its organization's
+    open (reports see a new member's enrollments now, not at its first look at its courses).
+
+    identity announces a buyer it knows again on each purchase; by then every grant the user
+    holds opened its courses when it was made (or when its product turned active)."""
+    first = replica.provision_user(session, event.data, event.time)
     grants.resolve_seats(session, event.data["user_id"], event.data["email"])
     commands.resolve_pending(session, event.data["org_id"], event.data["email"], event.data["user_id"])
-    learning.open_grant_enrollments(session, event.data["user_id"], event.data["org_id"])
+    if first:
+        learning.open_grant_enrollments(session, event.data["user_id"], event.data["org_id"])
 
 
 def on_users_provisioned(session: Session, events: list[Event]) -> None:

@@ -132,6 +132,9 @@ class User(Base):
     disabled_at: Mapped[datetime | None]
     merged_into: Mapped[str | None] = mapped_column(ID)
     updated_at: Mapped[datetime]
+    # When identity first announced the user (UserProvisioned). A user kept from a UserUpdated
+    # alone has none: its first UserProvisioned still opens what its grants hold.
+    provisioned_at: Mapped[datetime | None]
 
     __table_args__ = (
         Index("ix_users_email", "email"),

@@ -266,9 +266,9 @@ def _provision(
     session: Session, plain: list[Event], waiting: Mapping[Address, list[PendingCommand]], assign_trainings: Trainings
 ) -> None:
     """Keep the users, carry out the grants and trainings waiting for their emails, and enroll
-    them in the courses their organizations' grants open: :func:`handlers.on_user_provisioned`
-    for distinct users, whose effects do not depend on each other."""
-    replica.upsert_users(session, [(provisioned.data, provisioned.time) for provisioned in plain])
+    those announced for the first time in the courses their grants open:
+    :func:`handlers.on_user_provisioned` for distinct users, whose effects do not depend on each other."""
+    first = replica.provision_users(session, [(provisioned.data, provisioned.time) for provisioned in plain])
     carried = [(p, _address(e)[0], e.data["user_id"]) for e in plain for p in waiting.get(_address(e), [])]
     if carried:
         session.execute(delete(PendingCommand).where(PendingCommand.id.in_([p.id for p, _, _ in carried])))
@@ -281,4 +281,6 @@ def _provision(
             grant_all(session, plain_grants)
         if trainings:
             assign_trainings(session, trainings)
-    learning.open_grant_enrollments_of(session, {e.data["user_id"]: e.data["org_id"] for e in plain})
+    learning.open_grant_enrollments_of(
+        session, {e.data["user_id"]: e.data["org_id"] for e in plain if e.data["user_id"] in first}
+    )

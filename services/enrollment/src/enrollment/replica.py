@@ -127,21 +127,39 @@ def upsert_user(session: Session, data: Mapping[str, Any], at: datetime) -> User
     return user
 
 
-def upsert_users(session: Session, profiles: Sequence[tuple[Mapping[str, Any], datetime]]) -> None:
-    """:func:`upsert_user` for many profiles: the kept users read in one statement, the new
-    ones inserted in one (a burst of onboardings brings a hundred new users a batch)."""
+def provision_user(session: Session, data: Mapping[str, Any], at: datetime) -> bool:
+    """Keep the profile of identity's UserProvisioned (as :func:`upsert_user`) and note the
+    user provisioned; whether it is the first time (new here, or kept from a UserUpdated alone)."""
+    user = session.get(User, data["user_id"], with_for_update=True)
+    first = user is None or user.provisioned_at is None
+    user = _keep_profile(session, user, data, at) or user
+    if user is not None and first:
+        user.provisioned_at = at
+    session.flush()
+    return first
+
+
+def provision_users(session: Session, profiles: Sequence[tuple[Mapping[str, Any], datetime]]) -> set[str]:
+    """:func:`provision_user` for many profiles: the kept users read in one statement, the new
+    ones inserted in one (a burst of onboardings brings a hundred new users a batch); the ids
+    provisioned for the first time."""
     ids = {data["user_id"] for data, _ in profiles}
     kept = {user.id: user for user in session.scalars(select(User).where(User.id.in_(ids)).with_for_update())}
+    first = {user_id for user_id in ids if user_id not in kept or kept[user_id].provisioned_at is None}
     new: dict[str, dict[str, Any]] = {}
     for data, at in profiles:
         user_id = data["user_id"]
         if user_id in kept:
             _keep_profile(session, kept[user_id], data, at)
+            if kept[user_id].provisioned_at is None:
+                kept[user_id].provisioned_at = at
         elif user_id not in new or at >= new[user_id]["updated_at"]:
             new[user_id] = _profile(new.get(user_id) or _blank(user_id), data, at)
+            new[user_id]["provisioned_at"] = new[user_id]["provisioned_at"] or at
     if new:
         insert_rows(session, User.__table__, list(new.values()))
     session.flush()
+    return first
 
 
 def _keep_profile(session: Session, user: User | None, data: Mapping[str, Any], at: datetime) -> User | None:
@@ -158,7 +176,7 @@ def _keep_profile(session: Session, user: User | None, data: Mapping[str, Any], 
 def _blank(user_id: str) -> dict[str, Any]:
     """A new user's row before its profile: what the columns default to."""
     return {"id": user_id, "first_name": "", "last_name": "", "location_id": None, "department": None,
-            "disabled_at": None, "merged_into": None}  # fmt: skip
+            "disabled_at": None, "merged_into": None, "provisioned_at": None}  # fmt: skip
 
 
 def _profile(row: dict[str, Any], data: Mapping[str, Any], at: datetime) -> dict[str, Any]:

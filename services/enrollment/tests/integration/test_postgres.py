@@ -733,6 +733,60 @@ def test_one_grant_command_enrolls_its_buyer_in_few_round_trips_and_wakes_the_re
     assert {event_type for _, event_type in _outbox_ids(factory)} == {"ProductGranted", "EnrollmentCreated"}
 
 
+def test_a_buyer_announced_again_costs_the_same_whatever_it_holds(settings, monkeypatch):
+    """identity announces a buyer it knows (UserProvisioned) with each of its purchases, just
+    before the purchase's GrantProduct. Only the first announcement opens what the buyer's
+    grants hold; the later ones read none of its grants, enrollments or sources, so the
+    purchase's grant does not wait behind a look at everything bought before."""
+    from sqlalchemy import event as sqlalchemy_event
+
+    from enrollment import handlers
+
+    monkeypatch.setattr(handlers.KEEPER, "refresh", lambda session: [])
+    runtime = SERVICE.runtime(settings, TestKeys())
+    processor = SERVICE.processor(runtime)
+    user, email = new_id(), "buyer@example.com"
+    products = [(new_id(), new_id()) for _ in range(30)]  # (product, course)
+
+    def deliver(event: Event) -> None:
+        [result] = processor.process([Delivery(event.to_json(), SUITE_EVENTS.routing_key(event), event.id)])
+        assert result.outcome.value == "handled", result.reason
+
+    def announced(created: bool) -> Event:
+        data = {**user_event(user, email), "cause": "InvoicePaid", "cause_event_id": new_id(), "created": created}
+        return Event(type="UserProvisioned", orgid=ORG, source="/test", data=data)
+
+    def bought(n: int) -> None:
+        deliver(Event(type="GrantProduct", orgid=ORG, source="/test", data={
+            "natural_key": f"invoice:{n}", "product_id": products[n][0], "owner": {"user_id": user},
+            "source_event_id": new_id(), "source_event_type": "InvoicePaid", "rule_id": None}))  # fmt: skip
+
+    for product, course in products:
+        for event in product_of_one_course(product, course):
+            deliver(event)
+    statements: list[str] = []
+    sqlalchemy_event.listen(runtime.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    deliver(announced(created=True))
+    first = list(statements)
+    bought(0)
+    statements.clear()
+    deliver(announced(created=False))
+    again = list(statements)
+    assert len(again) < len(first), "\n".join(again)
+    read = " ".join(again)
+    for table in ("grants", "enrollments", "enrollment_sources"):
+        assert f"FROM {table}" not in read, table
+    for n in range(1, len(products)):
+        bought(n)
+    statements.clear()
+    deliver(announced(created=False))
+    assert statements == again  # the same texts after 30 purchases as after one
+    factory = make_session_factory(make_engine(settings.database_url))
+    with factory() as session:
+        enrolled = session.scalars(select(Enrollment.course_id).where(Enrollment.user_id == user)).all()
+    assert sorted(enrolled) == sorted(course for _, course in products)
+
+
 def test_a_batch_wakes_the_relay_with_its_outbox_insert_even_after_a_rolled_back_savepoint(settings):
     """The NOTIFY travels with the events' ``INSERT ... SELECT``: no statement of its own, sent
     again when a savepoint that sent it rolled back, never from a transaction rolled back."""

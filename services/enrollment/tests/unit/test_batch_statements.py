@@ -37,7 +37,7 @@ def statements_run(session: Session, look_up: Any, batch: list[Event]) -> list[A
 def test_batch_look_ups_reuse_one_statement_whatever_their_keys(settings: Any) -> None:
     factory = make_session_factory(make_engine(settings.database_url))
     with factory.begin() as session:
-        replica.upsert_users(session, [({"user_id": "u1", "org_id": "org-1", "email": "Ada@Example.com"}, T0)])
+        replica.provision_users(session, [({"user_id": "u1", "org_id": "org-1", "email": "Ada@Example.com"}, T0)])
     first_batch = [provisioned("u1", "ada@example.com")]
     second_batch = [provisioned("u2", "grace@example.com"), provisioned("u3", "joan@example.com")]
     look_ups = [
@@ -68,7 +68,7 @@ def test_assignment_batches_run_their_enrollment_and_event_statements_built_once
     courses = {new_id(): "Forklifts", new_id(): "Ladders"}
     with factory.begin() as session:
         profiles = [({"user_id": u, "org_id": ORG, "email": f"u{n}@example.com"}, T0) for n, u in enumerate(users)]
-        replica.upsert_users(session, profiles)
+        replica.provision_users(session, profiles)
         session.add_all(Course(id=course, org_id=ORG, title=title, status="published", version=1, lesson_count=1)
                         for course, title in courses.items())  # fmt: skip
     items = [{"course_id": course, "program_id": None, "title": title} for course, title in courses.items()]

@@ -204,3 +204,23 @@ def test_grants_made_before_activation_enroll_their_holders_when_the_product_act
         for e in outbox_events(settings.database_url, "EnrollmentCreated")
     }
     assert {(member, course), (learner.user, course)} <= enrolled
+
+
+def test_a_member_first_kept_from_a_profile_update_is_enrolled_by_its_company_grant_when_announced(
+    bus, admin, settings
+):
+    """identity's UserUpdated can overtake the UserProvisioned it follows; the user is then
+    known here before its announcement, which still opens what its organization's grants hold."""
+    course, product, member = new_id(), new_id(), new_id()
+    bus.course(course, [new_id()])
+    bus.product(product, [course])
+    ok(admin.post("/v1/grants", json={"product_id": product, "organization_id": ORG}), 201)
+    profile = {"user_id": member, "email": "late@example.com", "org_id": ORG, "first_name": "Ada",
+               "last_name": "Lovelace", "department": None, "location_id": None, "kind": "staff"}  # fmt: skip
+    bus.send("UserUpdated", profile)
+    assert outbox_events(settings.database_url, "EnrollmentCreated") == []
+    bus.user(member, "late@example.com")
+    [enrolled] = [e["data"] for e in outbox_events(settings.database_url, "EnrollmentCreated")]
+    assert (enrolled["user_id"], enrolled["course_id"], enrolled["source"]) == (member, course, "grant")
+    bus.user(member, "late@example.com")  # announced again (a purchase, seats): nothing new to open
+    assert len(outbox_events(settings.database_url, "EnrollmentCreated")) == 1

@@ -136,7 +136,7 @@ class Lms:
         )
 
     def outbox_backlog(self) -> dict[str, int]:
-        return {s: self.scalar(s, "SELECT count(*) FROM outbox WHERE sent_at IS NULL") for s in OUTBOX_SERVICES}
+        return {s: self.scalar(s, "SELECT count(*) FROM outbox") for s in OUTBOX_SERVICES}
 
     def queues(self) -> dict[str, int]:
         """Messages (ready and unacknowledged) in each of this suite's queues."""

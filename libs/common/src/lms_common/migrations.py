@@ -106,3 +106,42 @@ def create_runtime_tables_v1() -> None:
 def drop_runtime_tables_v1() -> None:
     for table in ("revoked_tokens", "denied_users", "inbox", "outbox"):
         op.drop_table(table)
+
+
+def move_sent_events_out_of_the_outbox() -> None:
+    """The outbox keeps only what waits to be published; what the broker confirmed is logged
+    in ``outbox_sent`` (id, type, time), the rows already sent included."""
+    op.create_table(
+        "outbox_sent",
+        sa.Column("event_id", sa.String(200), nullable=False),
+        sa.Column("event_type", sa.String(100), nullable=False),
+        _timestamp("sent_at", nullable=False),
+        sa.PrimaryKeyConstraint("event_id", name="pk_outbox_sent"),
+    )
+    op.create_index("ix_outbox_sent_sent_at", "outbox_sent", ["sent_at"], postgresql_using="brin")
+    op.execute(
+        "INSERT INTO outbox_sent (event_id, event_type, sent_at)"
+        " SELECT event_id, event_type, sent_at FROM outbox WHERE sent_at IS NOT NULL ORDER BY id"
+    )
+    op.execute("DELETE FROM outbox WHERE sent_at IS NOT NULL")
+    op.drop_index("ix_outbox_sent_at", "outbox")
+    op.drop_index("ix_outbox_unsent", "outbox")
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.drop_column("sent_at")
+
+
+def keep_sent_events_in_the_outbox() -> None:
+    """Back to marking sent rows in the outbox. The log held no bodies, so the week of events
+    it held is not brought back; the waiting events stay waiting."""
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.add_column(_timestamp("sent_at"))
+    op.create_index(
+        "ix_outbox_unsent",
+        "outbox",
+        ["id"],
+        postgresql_where=sa.text("sent_at IS NULL"),
+        sqlite_where=sa.text("sent_at IS NULL"),
+    )
+    op.create_index("ix_outbox_sent_at", "outbox", ["sent_at"])
+    op.drop_index("ix_outbox_sent_sent_at", "outbox_sent")
+    op.drop_table("outbox_sent")

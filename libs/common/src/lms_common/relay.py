@@ -1,4 +1,5 @@
-"""The outbox relay: publishes committed outbox rows and marks them sent after the confirm.
+"""The outbox relay: publishes committed outbox rows and, after the confirm, moves them to the
+sent log (:func:`outbox.mark_sent`).
 
 Rows are taken in batches with ``FOR UPDATE SKIP LOCKED`` so several relays share the work
 without publishing the same row. A relay that dies between publish and mark leaves the rows
@@ -157,7 +158,7 @@ class Relay:
             self._last_purge = now
             with session_scope(self.session_factory) as session:
                 purged = outbox.purge_sent(session, SENT_RETENTION)
-            log.info("purged sent outbox rows", count=purged)
+            log.info("purged the sent log", count=purged)
 
 
 def _message(row: outbox.UnsentRow) -> OutgoingMessage:

@@ -313,7 +313,7 @@ def test_the_outbox_on_postgresql_keeps_each_batch_in_order_under_one_statement_
             assert {row.routing_key for row in stored} == {"identity.LocationCreated"}
             assert [row.headers["x-request-id"] for row in stored[:3]] == ["request-7", "cause-1", "cause-2"]
             assert stored[100].headers == {"x-request-id": events[100].id}
-            assert all(row.sent_at is None and row.attempts == 0 for row in stored)
+            assert all(row.publish_after is None and row.attempts == 0 for row in stored)
             assert all(a.created_at <= b.created_at for a, b in itertools.pairwise(stored))
         inserts = {statement for statement in statements if statement.startswith("INSERT INTO outbox")}
         assert len(inserts) == 2, "one text that wakes the relay and one that does not, whatever the batch size"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import select, update
@@ -13,7 +13,7 @@ from lms_common import outbox
 from lms_common.context import correlation
 from lms_common.db import session_scope, utcnow
 from lms_common.envelope import Event, InvalidEvent, decode
-from lms_common.outbox import OutboxMessage
+from lms_common.outbox import OutboxMessage, SentEvent
 
 
 class WorkFailedError(Exception):
@@ -52,7 +52,7 @@ def test_committed_event_leaves_one_row_with_its_routing_key(
         outbox.add(session, event)
     [row] = rows(session_factory)
     assert (row.event_id, row.event_type, row.routing_key) == (event.id, "UserDisabled", "identity.UserDisabled")
-    assert (row.attempts, row.sent_at, row.publish_after) == (0, None, None)
+    assert (row.attempts, row.publish_after, row.last_error) == (0, None, None)
 
 
 def test_row_body_is_the_event_as_a_cloudevent(
@@ -152,9 +152,73 @@ def test_backlog_counts_unsent_rows_and_the_age_of_the_oldest(
     assert 60 <= age < 70
 
 
-def test_backlog_leaves_out_sent_rows(session_factory: sessionmaker[Session], make_event: Callable[..., Event]) -> None:
-    add_committed(session_factory, make_event("UserDisabled"))
-    age_rows(session_factory, 600, sent_at=utcnow())
+def ids_of(factory: sessionmaker[Session], events: list[Event]) -> list[int]:
+    wanted = [event.id for event in events]
+    with session_scope(factory) as session:
+        return list(session.scalars(select(OutboxMessage.id).where(OutboxMessage.event_id.in_(wanted))))
+
+
+def send(factory: sessionmaker[Session], events: list[Event], at: datetime | None = None) -> None:
+    """What the relay does once the broker confirmed ``events``."""
+    ids = ids_of(factory, events)
+    with session_scope(factory) as session:
+        outbox.mark_sent(session, ids, at or utcnow())
+
+
+def sent_log(factory: sessionmaker[Session]) -> list[tuple[str, str]]:
+    with session_scope(factory) as session:
+        return [
+            (row.event_id, row.event_type) for row in session.scalars(select(SentEvent).order_by(SentEvent.sent_at))
+        ]
+
+
+def test_sent_events_leave_the_outbox_for_the_sent_log(
+    session_factory: sessionmaker[Session], make_event: Callable[..., Event]
+) -> None:
+    first, second = make_event("UserDisabled"), make_event("EmployeeOffboarded")
+    add_committed(session_factory, first, second)
+    send(session_factory, [second])
+    assert [row.event_id for row in rows(session_factory)] == [first.id]
+    assert sent_log(session_factory) == [(second.id, "EmployeeOffboarded")]
+
+
+def test_an_id_the_sent_log_holds_already_keeps_its_first_time(
+    session_factory: sessionmaker[Session], make_event: Callable[..., Event]
+) -> None:
+    """An event added again under its id after it went (a repeat the relay must not stall on)."""
+    event = make_event("UserDisabled")
+    add_committed(session_factory, event)
+    went = utcnow() - timedelta(hours=1)
+    send(session_factory, [event], went)
+    add_committed(session_factory, event)
+    send(session_factory, [event])
+    assert rows(session_factory) == []
+    with session_scope(session_factory) as session:
+        [logged] = session.scalars(select(SentEvent)).all()
+        assert logged.sent_at == went
+
+
+def test_an_id_is_known_while_it_waits_and_for_the_week_it_is_logged(
+    session_factory: sessionmaker[Session], make_event: Callable[..., Event]
+) -> None:
+    waiting, went, purged = (make_event("EmployeeOffboarded", employee_id=f"E-{n}") for n in range(3))
+    add_committed(session_factory, waiting, went, purged)
+    send(session_factory, [went])
+    send(session_factory, [purged], utcnow() - timedelta(days=8))
+    with session_scope(session_factory) as session:
+        outbox.purge_sent(session, timedelta(days=7))
+    with session_scope(session_factory) as session:
+        assert [outbox.known(session, e.id) for e in (waiting, went, purged)] == [True, True, False]
+        assert not outbox.known(session, make_event("UserDisabled").id)
+
+
+def test_backlog_leaves_out_sent_events(
+    session_factory: sessionmaker[Session], make_event: Callable[..., Event]
+) -> None:
+    early = make_event("UserDisabled")
+    add_committed(session_factory, early)
+    age_rows(session_factory, 600)
+    send(session_factory, [early])
     add_committed(session_factory, make_event("UserDisabled"))
     with session_scope(session_factory) as session:
         count, age = outbox.backlog(session)
@@ -167,25 +231,24 @@ def test_a_backlog_beyond_what_is_counted_is_the_span_of_its_ids(
 ) -> None:
     events = [make_event("EmployeeOffboarded", employee_id=f"E-{n}") for n in range(30)]
     add_committed(session_factory, *events)
-    with session_scope(session_factory) as session:
-        sent = [event.id for event in events[:5]]
-        session.execute(update(OutboxMessage).where(OutboxMessage.event_id.in_(sent)).values(sent_at=utcnow()))
+    send(session_factory, events[:5])
     with session_scope(session_factory) as session:
         assert outbox.backlog(session, counted_up_to=100)[0] == 25
         assert outbox.backlog(session, counted_up_to=10)[0] == 25, "ids 6 to 30"
-        session.execute(update(OutboxMessage).where(OutboxMessage.event_id == events[20].id).values(sent_at=utcnow()))
+    send(session_factory, events[20:21])
+    with session_scope(session_factory) as session:
         assert outbox.backlog(session, counted_up_to=100)[0] == 24
         assert outbox.backlog(session, counted_up_to=10)[0] == 25, "an upper bound: one sent out of turn still counts"
 
 
-def test_purge_sent_deletes_only_rows_sent_long_ago(
+def test_purge_sent_forgets_only_events_sent_long_ago(
     session_factory: sessionmaker[Session], make_event: Callable[..., Event]
 ) -> None:
     old, recent, unsent = (make_event("EmployeeOffboarded", employee_id=f"E-{n}") for n in range(3))
     add_committed(session_factory, old, recent, unsent)
-    with session_scope(session_factory) as session:
-        for event, sent_at in ((old, utcnow() - timedelta(days=8)), (recent, utcnow() - timedelta(hours=1))):
-            session.execute(update(OutboxMessage).where(OutboxMessage.event_id == event.id).values(sent_at=sent_at))
+    send(session_factory, [old], utcnow() - timedelta(days=8))
+    send(session_factory, [recent], utcnow() - timedelta(hours=1))
     with session_scope(session_factory) as session:
         assert outbox.purge_sent(session, timedelta(days=7)) == 1
-    assert [row.event_id for row in rows(session_factory)] == [recent.id, unsent.id]
+    assert sent_log(session_factory) == [(recent.id, "EmployeeOffboarded")]
+    assert [row.event_id for row in rows(session_factory)] == [unsent.id]

@@ -3,6 +3,7 @@
 Both are published through the outbox, never from the request. An ingress event keeps the id
 its sender gave it: the ``ingress_events`` table (and the outbox's unique event id) take an id
 once, so posting it again has no second effect, and the consumers' inboxes absorb any repeat.
+An id of automation's own events, waiting or in the week's sent log, is refused.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
-from sqlalchemy import exists, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -26,7 +27,6 @@ from lms_common.auth import Principal
 from lms_common.contracts import SUITE_EVENTS, outside
 from lms_common.envelope import Event, InvalidEvent, from_dict
 from lms_common.errors import Conflict, Unprocessable
-from lms_common.outbox import OutboxMessage
 
 OUTSIDE_TYPES = tuple(event_type.name for event_type in outside.EVENTS)
 
@@ -79,7 +79,7 @@ def _seen(session: Session, event: Event, org: str) -> bool:
     taken = session.get(IngressEvent, event.id)
     if taken is not None and taken.org_id == org:
         return True
-    if taken is not None or session.scalar(select(exists().where(OutboxMessage.event_id == event.id))):
+    if taken is not None or outbox.known(session, event.id):
         raise Conflict(f"event id {event.id!r} is taken; give the event a new id", code="event_id_taken")
     return False
 
@@ -99,7 +99,7 @@ def publish_ticks(session: Session, day: date, orgs: Iterable[str] | None = None
     published = []
     for org in orgs if orgs is not None else tick_orgs(session):
         event_id = tick_id(org, day)
-        if session.scalar(select(exists().where(OutboxMessage.event_id == event_id))):
+        if outbox.known(session, event_id):
             continue
         outbox.add(
             session, Event(type=DAILY_TICK, data={"date": day.isoformat()}, orgid=org, source=SOURCE, id=event_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +17,7 @@ from lms_common.contracts import SUITE_EVENTS
 from lms_common.db import make_engine
 from lms_common.envelope import Event
 from lms_common.memorybus import InMemoryBus
+from lms_common.messaging import OutgoingMessage, PublishOutcome
 from lms_common.outbox import OutboxMessage
 from lms_common.processing import Result
 from lms_common.relay import Relay
@@ -99,6 +100,20 @@ def employee(employee_id: str = "E-1001", **overrides: Any) -> dict[str, Any]:
     }
 
 
+class RelayedToBus:
+    """The in-memory bus as automation's relay publishes to it, keeping the bodies it confirmed:
+    a sent event leaves the outbox, and a test still reads everything automation emitted."""
+
+    def __init__(self, bus: InMemoryBus):
+        self.bus = bus
+        self.bodies: list[bytes] = []
+
+    def publish_batch(self, messages: Sequence[OutgoingMessage]) -> list[PublishOutcome]:
+        outcomes = self.bus.publish_batch(messages)
+        self.bodies += [m.body for m, outcome in zip(messages, outcomes, strict=True) if outcome.confirmed]
+        return outcomes
+
+
 class Harness:
     """Automation's worker and relay on an in-memory bus: publish, drain, relay."""
 
@@ -108,7 +123,17 @@ class Harness:
         self.processor = SERVICE.processor(self.runtime)
         self.bus = InMemoryBus()
         self.bus.bind("automation", SERVICE.routing_keys())
-        self.relay = Relay("automation", self.runtime.session_factory, self.bus)
+        self.relayed = RelayedToBus(self.bus)
+        self.relay = Relay("automation", self.runtime.session_factory, self.relayed)
+
+    def emitted(self, types: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+        """Every event automation emitted (of these types), relayed or still waiting, oldest first."""
+        relayed = [json.loads(body) for body in self.relayed.bodies]
+        waiting = outbox_events(self.settings.database_url)
+        return [e for e in relayed + waiting if types is None or e["type"] in types]
+
+    def commands(self) -> list[dict[str, Any]]:
+        return self.emitted(COMMANDS)
 
     def publish(self, *events: Event) -> list[Result]:
         """Publish as an outside system would, then let automation handle everything queued."""

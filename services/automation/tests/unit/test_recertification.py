@@ -2,7 +2,7 @@
 
 import uuid
 
-from automation_helpers import ORG, commands, event, ok, outbox_events
+from automation_helpers import ORG, event, ok, outbox_events
 
 from automation import cli
 
@@ -29,19 +29,19 @@ def test_a_course_is_reassigned_every_n_months_in_a_new_cycle(harness, settings,
     harness.publish(completed(course, "2025-06-15T09:00:00Z"), completed(course, "2026-01-10T09:00:00Z", RECENT))
 
     tick(harness, settings, "2026-06-15")  # exactly 12 months: not older yet
-    assert commands(settings.database_url) == []
+    assert harness.commands() == []
     tick(harness, settings, "2026-06-16")
     tick(harness, settings, "2026-06-16")  # the same day again: the tick is published once
     tick(harness, settings, "2026-06-17")  # the same completion: not re-assigned again
-    [assigned] = [c["data"] for c in commands(settings.database_url)]
+    [assigned] = [c["data"] for c in harness.commands()]
     assert assigned["person"] == {"user_id": USER} and assigned["course_ids"] == [course]
     assert assigned["cycle"] == 2 and assigned["due_on"] == "2026-07-16"
     assert assigned["natural_key"] == f"user:{USER}:rule:{rule}:course:{course}:cycle:2"
-    assert len(outbox_events(settings.database_url, ("DailyTick",))) == 3
+    assert len(harness.emitted(("DailyTick",))) == 3
 
     harness.publish(completed(course, "2026-07-01T09:00:00Z"))  # recertified; a year later, again
     tick(harness, settings, "2027-07-02")
-    cycles = [(c["data"]["person"].get("user_id"), c["data"]["cycle"]) for c in commands(settings.database_url)]
+    cycles = [(c["data"]["person"].get("user_id"), c["data"]["cycle"]) for c in harness.commands()]
     assert sorted(cycles) == sorted([(USER, 2), (RECENT, 2), (USER, 3)])
 
 

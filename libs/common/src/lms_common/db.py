@@ -6,6 +6,7 @@ thing. Schemas are created by each service's Alembic migrations, never by ``crea
 
 from __future__ import annotations
 
+import inspect
 import select as selectors
 import time
 import uuid
@@ -250,9 +251,27 @@ def _python_default(column: Column[Any]) -> Callable[[], Any] | None:
 
 def _default_supported(column: Column[Any]) -> bool:
     """Whether the array insert can fill this column as SQLAlchemy's insert would: no SQL
-    expression or sequence as a default (server defaults apply either way)."""
+    expression or sequence as a default (server defaults apply either way), and no function of
+    the insert's execution context, which only SQLAlchemy's own insert has to give."""
     default = column.default
-    return default is None or bool(default.is_scalar or default.is_callable)  # type: ignore[attr-defined]
+    if default is None or default.is_scalar:  # type: ignore[attr-defined]
+        return True
+    return bool(default.is_callable) and _takes_no_context(default.arg)  # type: ignore[attr-defined]
+
+
+def _takes_no_context(function: Callable[..., Any]) -> bool:
+    """SQLAlchemy wraps a default function of no arguments in one that takes the context and
+    ignores it (keeping the function as ``__wrapped__``); a function it did not wrap wants it."""
+    wrapped = getattr(function, "__wrapped__", None)
+    if wrapped is None:
+        return False
+    try:
+        return not any(
+            p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+            for p in inspect.signature(wrapped).parameters.values()
+        )
+    except (TypeError, ValueError):  # a builtin without a signature (dict, list): called bare
+        return True
 
 
 def _quoted(column: Column[Any], dialect: Dialect) -> str:

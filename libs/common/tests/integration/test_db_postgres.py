@@ -50,6 +50,7 @@ from lms_common.db import (
     session_cursor,
     session_scope,
     unnested,
+    utcnow,
 )
 from lms_common.envelope import Event
 from lms_common.inbox import InboxMessage
@@ -260,6 +261,36 @@ def test_rows_inserted_as_arrays_are_those_sqlalchemy_inserts(postgres_url: str)
         for table in (arrays, rows):
             table.drop(engine, checkfirst=True)
             Base.metadata.remove(table)
+        engine.dispose()
+
+
+def test_a_default_that_reads_the_insert_context_gets_it_from_sqlalchemy_s_insert(postgres_url: str) -> None:
+    """Only SQLAlchemy's insert has an execution context to give such a default; the rows go
+    in through it, with the values it computes, rather than with None."""
+    engine = make_engine(postgres_url)
+    table = Table(
+        "doubled_by_default",
+        Base.metadata,
+        Column("id", String(36), primary_key=True),
+        Column("count", Integer, nullable=False),
+        Column("doubled", Integer, default=lambda context: context.get_current_parameters()["count"] * 2),
+        Column("at", UTCDateTime, default=utcnow),
+    )
+    statements: list[str] = []
+    sa_event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    try:
+        table.create(engine)
+        factory = make_session_factory(engine)
+        with session_scope(factory) as session:
+            insert_rows(session, table, [{"id": "a", "count": 2}, {"id": "b", "count": 5}])
+        with session_scope(factory) as session:
+            rows = session.execute(select(table.c.id, table.c.doubled, table.c.at).order_by(table.c.id)).all()
+        assert [(row.id, row.doubled) for row in rows] == [("a", 4), ("b", 10)]
+        assert all(row.at is not None for row in rows)
+        assert not any("unnest" in statement for statement in statements if "doubled_by_default" in statement)
+    finally:
+        table.drop(engine, checkfirst=True)
+        Base.metadata.remove(table)
         engine.dispose()
 
 

@@ -1,7 +1,9 @@
 """Cohorts as a source of enrollments: catalog schedules a cohort (courses, dates, seats,
 instructors); enrollment keeps who is in it. A member is enrolled in each of the cohort's
 courses with the source ``cohort``; never more members than seats, even under concurrent
-requests; leaving closes that source and keeps the learning history.
+requests; leaving closes that source and keeps the learning history. A cohort is a scheduled
+group: once its last day has passed (in its organization's time zone) it takes no new members
+and opens no course it gains, while its members keep what they learn.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from enrollment import learning
+from enrollment import learning, replica
 from enrollment.events import publish, publish_many, stamp
 from enrollment.models import Cohort, CohortMember, Enrollment, EnrollmentSource
 from lms_common.contracts import enrollment as contract
@@ -40,6 +42,8 @@ def add_members(session: Session, cohort: Cohort, user_ids: list[str], actor_id:
     """
     current = set(members(session, cohort.id))
     new = [user for user in dict.fromkeys(user_ids) if user not in current]
+    if new and ended(session, cohort):
+        raise Conflict(f"the cohort ended on {cohort.ends_on}; it takes no new members", code="cohort_ended")
     if cohort.seats is not None and len(current) + len(new) > cohort.seats:
         left = max(cohort.seats - len(current), 0)
         raise Conflict(f"{left} seats left in the cohort, {len(new)} asked", code="cohort_full", seats_left=left)
@@ -74,14 +78,20 @@ def remove_member(session: Session, cohort: Cohort, user_id: str, actor_id: str 
 
 
 def courses_changed(session: Session, cohort_id: str, added: list[str], removed: list[str]) -> None:
-    """Members get the courses the cohort gained; the cohort stops opening the ones it lost."""
+    """Members get the courses the cohort gained (unless it has ended); the cohort stops opening
+    the ones it lost."""
     cohort = session.get(Cohort, cohort_id)
     if cohort is None:
         return
-    if added:
+    if added and not ended(session, cohort):
         learning.enroll(session, cohort.org_id, members(session, cohort_id), added, kind=KIND, ref=cohort_id)
     if removed:
         _close_sources(session, cohort_id, select(Enrollment.id).where(Enrollment.course_id.in_(removed)))
+
+
+def ended(session: Session, cohort: Cohort) -> bool:
+    """Whether the cohort's last day has passed where its organization is."""
+    return cohort.ends_on is not None and replica.local_today(session, cohort.org_id, utcnow()) > cohort.ends_on
 
 
 def _close_sources(session: Session, cohort_id: str, enrollments: object) -> None:

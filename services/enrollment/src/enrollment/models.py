@@ -114,6 +114,9 @@ class Cohort(Base):
     seats: Mapped[int | None] = mapped_column(Integer)
     # Its instructors read its members (CONTRACT: an instructor sees its cohorts' enrollments).
     instructor_ids: Mapped[list[str] | None] = mapped_column(JSON)
+    # Its last day, in its organization's time zone: an ended cohort takes no new members and
+    # opens no course it gains. None for a replica row kept before the date was (until its next event).
+    ends_on: Mapped[date | None] = mapped_column(Date)
 
 
 # --- identity replica ---------------------------------------------------------------------------

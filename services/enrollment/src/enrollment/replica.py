@@ -116,7 +116,7 @@ def upsert_cohort(session: Session, org: str, data: Mapping[str, Any]) -> tuple[
         return None
     before, after = list(cohort.course_ids or []), list(dict.fromkeys(data["course_ids"]))
     cohort.org_id, cohort.title, cohort.course_ids, cohort.seats = org, data["title"], after, data["seats"]
-    cohort.instructor_ids = list(data["instructor_ids"])
+    cohort.instructor_ids, cohort.ends_on = list(data["instructor_ids"]), date.fromisoformat(data["ends_on"])
     return [c for c in after if c not in before], [c for c in before if c not in after]
 
 

@@ -1,17 +1,26 @@
-"""Cohorts as a source of enrollments: members learn the cohort's courses, within its seats."""
+"""Cohorts as a source of enrollments: members learn the cohort's courses, within its seats,
+and an ended cohort takes no one new."""
 
 from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
 
 from enrollment_helpers import ORG, OTHER_ORG, new_id, ok, outbox_events, refused
 
 VERSIONS: dict[str, int] = {}
 
 
-def cohort(bus, cohort_id, courses, *, seats=3, org=ORG, instructors=()):
+def today() -> date:
+    return datetime.now(UTC).date()
+
+
+def cohort(bus, cohort_id, courses, *, seats=3, org=ORG, instructors=(), ends_on=None):
+    """Announce the cohort as catalog does; by default it runs from 90 to 180 days from now."""
     VERSIONS[cohort_id] = VERSIONS.get(cohort_id, 0) + 1
+    ends_on = ends_on or today() + timedelta(days=180)
     data = {"cohort_id": cohort_id, "version": VERSIONS[cohort_id], "title": "Spring intake", "course_ids": courses,
-            "starts_on": "2027-03-01", "ends_on": "2027-05-31", "seats": seats,
-            "instructor_ids": list(instructors)}  # fmt: skip
+            "starts_on": min(ends_on, today() + timedelta(days=90)).isoformat(), "ends_on": ends_on.isoformat(),
+            "seats": seats, "instructor_ids": list(instructors)}  # fmt: skip
     bus.send("CohortUpdated", data, org)
 
 
@@ -101,3 +110,22 @@ def test_the_cohorts_instructors_read_its_members_and_other_learners_do_not(bus,
     assert ok(as_user("learner", user=instructor).get(f"/v1/cohorts/{group}/members"))["user_ids"] == [user]
     refused(as_user("learner").get(f"/v1/cohorts/{group}/members"), 404, "cohort_not_found")
     refused(as_user("learner", user=instructor).post(f"/v1/cohorts/{group}/members", json={"user_ids": [user]}), 403)
+
+
+def test_an_ended_cohort_takes_no_new_members_and_opens_no_course_it_gains(bus, admin, as_user, settings):
+    first, second, group, member, late = new_id(), new_id(), new_id(), new_id(), new_id()
+    bus.course(first, [new_id()])
+    bus.course(second, [new_id()])
+    cohort(bus, group, [first], ends_on=today() + timedelta(days=1))
+    bus.user(member)
+    bus.user(late)
+    ok(admin.post(f"/v1/cohorts/{group}/members", json={"user_ids": [member]}))
+    cohort(bus, group, [first], ends_on=today() - timedelta(days=2))  # catalog moved its end into the past
+    body = refused(admin.post(f"/v1/cohorts/{group}/members", json={"user_ids": [late, member]}), 409, "cohort_ended")
+    assert (today() - timedelta(days=2)).isoformat() in body["detail"]
+    assert ok(admin.get(f"/v1/cohorts/{group}/members"))["user_ids"] == [member]  # nothing changed
+    assert ok(admin.post(f"/v1/cohorts/{group}/members", json={"user_ids": [member]}))["added"] == []
+    cohort(bus, group, [first, second], ends_on=today() - timedelta(days=2))
+    assert sources(as_user("learner", user=member)) == {first: ["cohort"]}  # kept; the gained course not opened
+    assert sources(as_user("learner", user=late)) == {}
+    assert [e["data"]["course_id"] for e in outbox_events(settings.database_url, "EnrollmentCreated")] == [first]

@@ -20,7 +20,9 @@ blp = Blueprint("cohorts", __name__, url_prefix="/v1", description="Cohort membe
 @require(WRITE)
 @blp.arguments(s.Members)
 @blp.response(200, s.CohortMembersOut)
-@blp.alt_response(409, description="more members than the cohort's seats (code cohort_full)")
+@blp.alt_response(
+    409, description="more members than the cohort's seats (code cohort_full), or the cohort has ended (cohort_ended)"
+)
 def add_members(body: dict[str, Any], cohort_id: str) -> Any:
     """Add members to a cohort: each gets an enrollment in every course of it (source cohort)"""
     who = actor()

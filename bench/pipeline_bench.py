@@ -12,6 +12,7 @@ import statistics
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import bus
@@ -106,27 +107,49 @@ def until(progress: Callable[[], int], target: int, deadline: float, interval: f
 # --- 2. one invoice at a time ----------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Buyer:
+    """A customer who signed up with a password and signed in: the token reads its course list."""
+
+    email: str
+    token: str
+
+
+def sign_up_buyers(client: Client, count: int) -> list[Buyer]:
+    """``count`` customers signed up (POST /v1/users) and signed in through one browser app,
+    as people who buy on a shop that knows them would be."""
+    app = client.learner_app()
+    buyers = []
+    for _ in range(count):
+        email, password = f"buyer-{uuid.uuid4().hex[:8]}@bench.example", "Bench-password-1234"
+        person = {"email": email, "first_name": "Lat", "last_name": "Ency", "kind": "customer", "password": password}
+        client.ok("POST", "identity", "/v1/users", json=person)
+        buyers.append(Buyer(email, client.learner_token(email, password, app)))
+    return buyers
+
+
+def latency_courses(client: Client, count: int) -> list[tuple[str, str]]:
+    """``count`` published courses, each sold alone: (course id, product id)."""
+    return [client.published_course(f"Latency course {n}") for n in range(count)]
+
+
 def latency(
-    client: Client, suite: Suite, email: str, password: str, *, samples: int, rate: float = 10.0
+    client: Client, suite: Suite, buyers: list[Buyer], courses: list[tuple[str, str]], *, rate: float = 10.0
 ) -> list[float]:
-    """ms from publishing an InvoicePaid to its course in the buyer's GET /v1/me/courses; the
-    buyer signs up first (a customer with a password) so that it can sign in for a token."""
-    client.ok(
-        "POST",
-        "identity",
-        "/v1/users",
-        json={"email": email, "first_name": "Lat", "last_name": "Ency", "kind": "customer", "password": password},
-    )
-    token = client.learner_token(email, password)
-    courses = [client.published_course(f"Latency course {n}") for n in range(samples + 1)]
+    """ms from publishing an InvoicePaid to its course in its buyer's GET /v1/me/courses, one
+    invoice at a time, ``rate`` a second: invoice n sells ``courses[n]`` to ``buyers[n]`` (to the
+    one buyer when there is one). The last course and buyer are the warm-up's.
+
+    With a buyer for each invoice the looks cost the same all along; with one buyer its list
+    grows by a course per invoice, and so does every look at it, every 2 ms."""
     me = suite.url("enrollment", "/v1/me/courses")
-    headers = {"Authorization": f"Bearer {token}"}
     publisher = Publisher(suite)
     run = uuid.uuid4().hex[:6]
 
-    def one(n: int, course_id: str, product_id: str, timeout: float) -> float | None:
+    def one(n: int, buyer: Buyer, course_id: str, product_id: str, timeout: float) -> float | None:
+        headers = {"Authorization": f"Bearer {buyer.token}"}
         started = time.perf_counter()
-        publisher.publish("billing.InvoicePaid", invoice_paid(client.org, run, n, product_id, email=email))
+        publisher.publish("billing.InvoicePaid", invoice_paid(client.org, run, n, product_id, email=buyer.email))
         while time.perf_counter() < started + timeout:
             listed = client.http.get(me, headers=headers, params={"limit": 500}, timeout=10).json()
             if any(item["course_id"] == course_id for item in listed.get("items", [])):
@@ -134,16 +157,17 @@ def latency(
             time.sleep(0.002)
         return None
 
-    # The last course created is the last to reach enrollment's copy of the catalog: once it
-    # reaches the buyer, every course is known and the buyer is provisioned everywhere.
-    if one(samples, *courses[-1], timeout=120) is None:
+    # The last course created is the last to reach enrollment's copy of the catalog, and the
+    # last buyer signed up the last to be announced: once the warm-up's course reaches that
+    # buyer, every course and buyer is known everywhere.
+    if one(len(courses) - 1, buyers[-1], *courses[-1], timeout=120) is None:
         print("  latency: the warm-up invoice never reached the buyer", flush=True)
     times: list[float] = []
     next_at = time.perf_counter()
     for n, (course_id, product_id) in enumerate(courses[:-1]):
         time.sleep(max(0.0, next_at - time.perf_counter()))
         next_at += 1 / rate
-        measured = one(n, course_id, product_id, timeout=10)
+        measured = one(n, buyers[n % len(buyers)], course_id, product_id, timeout=10)
         if measured is not None:
             times.append(measured)
     publisher.close()

@@ -94,11 +94,12 @@ def main() -> int:
         rows += [tuple(row) for row in (found[0] if found else [])]  # type: ignore[misc]
     print()
     print(f"machine at the end: {_machine()}")
-    print(f"{'measure':<66} {'figure':>11}  {'target':<17} {'ceiling':>10} {'ratio':>7}")
+    width = max([66] + [len(row[0]) for row in rows])
+    print(f"{'measure':<{width}} {'figure':>11}  {'target':<17} {'ceiling':>10} {'ratio':>7}")
     for name, figure, _unit, target, ceiling, ratio in rows:
         shown_ceiling = f"{ceiling:,.1f}" if ceiling is not None else ""
         shown_ratio = f"{ratio:.2f}" if ratio is not None else ""
-        print(f"{name:<66} {figure:>11,.2f}  {target:<17} {shown_ceiling:>10} {shown_ratio:>7}")
+        print(f"{name:<{width}} {figure:>11,.2f}  {target:<17} {shown_ceiling:>10} {shown_ratio:>7}")
     print(f"whole run: {time.perf_counter() - started:.0f} s")
     return 0
 

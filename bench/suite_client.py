@@ -113,10 +113,9 @@ class Client:
                 raise RuntimeError(f"rule refused: {response.status_code} {response.text[:500]}")
             time.sleep(0.5)
 
-    def learner_token(self, email: str, password: str) -> str:
-        """A person's access token through the authorization-code flow with PKCE, as a browser
-        app would get it: a trusted first-party client, the login form, the code exchange."""
-        client = self.ok(
+    def learner_app(self) -> dict[str, Any]:
+        """A trusted first-party browser app (OAuth client) people sign in through."""
+        return self.ok(
             "POST",
             "identity",
             "/v1/oauth-clients",
@@ -128,6 +127,12 @@ class Client:
                 "trusted": True,
             },
         )
+
+    def learner_token(self, email: str, password: str, app: dict[str, Any] | None = None) -> str:
+        """A person's access token through the authorization-code flow with PKCE, as a browser
+        app would get it: a trusted first-party client (``app``, else a new one), the login
+        form, the code exchange."""
+        client = app or self.learner_app()
         verifier = secrets.token_urlsafe(48)
         challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
         query = {

@@ -17,7 +17,7 @@ import operator
 import secrets
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sized
+from collections.abc import Callable, Iterator, Mapping, Sequence, Sized
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
 from functools import reduce
@@ -383,26 +383,47 @@ ENROLLMENT_COLUMNS = [
 ]  # fmt: skip
 
 
-def enroll(session: Session, targets: list[dict[str, str]], now: datetime, *, large: bool = False) -> int:
+def enroll(
+    session: Session,
+    targets: list[dict[str, str]],
+    now: datetime,
+    *,
+    large: bool = False,
+    preceding: Sequence[Event] = (),
+    titles: Mapping[str, str | None] | None = None,
+) -> int:
     """Enroll each target (``org_id``, ``user_id``, ``course_id``, ``kind``, ``ref``); how many
     enrollments are new: :func:`enroll_few` for a handful naming each user and course once,
-    else :func:`enroll_batch` through ``bulk_targets``. Both give the same rows and events."""
-    if not targets:
-        return 0
+    else :func:`enroll_batch` through ``bulk_targets``. Both give the same rows and events.
+
+    ``preceding``: events the enrollments' own follow (a new grant's ProductGranted), written in
+    the same insert when few. ``titles``: course titles the caller has read already."""
     if len(targets) <= FEW and len({(t["user_id"], t["course_id"]) for t in targets}) == len(targets):
-        return enroll_few(session, targets, now)
+        return enroll_few(session, targets, now, preceding=preceding, titles=titles)
+    outbox.add_many(session, preceding)
     batch = new_id()
     add_target_values(session, batch, targets)
     return enroll_batch(session, batch, now, large=large)
 
 
-def enroll_few(session: Session, targets: list[dict[str, str]], now: datetime) -> int:
+def enroll_few(
+    session: Session,
+    targets: list[dict[str, str]],
+    now: datetime,
+    *,
+    preceding: Sequence[Event] = (),
+    titles: Mapping[str, str | None] | None = None,
+) -> int:
     """:func:`enroll_batch` for a few targets, one per user and course, with values computed here.
 
-    The latency path of a purchase (one grant, its courses) costs three statements and, when
-    it enrolls, a read of the course titles: the enrollments missing, their sources inserted or
-    reopened in one upsert, and their events validated one by one by :func:`outbox.add_many`.
+    The latency path of a purchase (one grant, its courses) costs three statements: the
+    enrollments missing, their sources inserted or reopened in one upsert, and their events,
+    after ``preceding``, validated one by one by :func:`outbox.add_many`; and a read of the
+    course titles when it enrolls in a course ``titles`` does not name.
     """
+    if not targets:
+        outbox.add_many(session, preceding)
+        return 0
     batch = new_id()
     rows = [
         dict(zip(ENROLLMENT_COLUMNS, (str(uuid.uuid4()), t["org_id"], t["user_id"], t["course_id"], 0, t["kind"],
@@ -417,13 +438,11 @@ def enroll_few(session: Session, targets: list[dict[str, str]], now: datetime) -
         ids |= {(user, course): ident for ident, user, course in _enrollments_of(session, targets)}
     _upsert_sources(session, [{"enrollment_id": ids[t["user_id"], t["course_id"]], "kind": t["kind"],
                                "ref": t["ref"], "active": True} for t in targets])  # fmt: skip
-    if new:
-        titles = dict(
-            session.execute(
-                select(Course.id, Course.title).where(Course.id.in_({r.course_id for r in new.values()}))
-            ).all()
-        )
-        outbox.add_many(session, [_created_event(row, titles.get(row.course_id) or "", now) for row in new.values()])
+    courses = {row.course_id for row in new.values()}
+    if courses and (titles is None or not courses <= titles.keys()):
+        titles = dict(session.execute(select(Course.id, Course.title).where(Course.id.in_(courses))).all())
+    created = [_created_event(row, (titles or {}).get(row.course_id) or "", now) for row in new.values()]
+    outbox.add_many(session, [*preceding, *created])
     return len(new)
 
 

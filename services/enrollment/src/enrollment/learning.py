@@ -36,6 +36,7 @@ from enrollment.models import (
 )
 from lms_common.contracts import enrollment as contract
 from lms_common.db import AnySelect, RawReads, ReadStatement, is_postgres, one_of, utcnow
+from lms_common.envelope import Event
 from lms_common.errors import Conflict, Forbidden, NotFound
 
 # --- who may learn what ---------------------------------------------------------------------------
@@ -93,9 +94,17 @@ def open_grant_enrollments_of(session: Session, org_of: Mapping[str, str]) -> di
     return {user_id: {course_id for course_id, _ in rows} for user_id, rows in opened.items()}
 
 
-def open_new_grants(session: Session, made: Sequence[tuple[Grant, Sequence[str]]]) -> None:
+def open_new_grants(
+    session: Session,
+    made: Sequence[tuple[Grant, Sequence[str]]],
+    *,
+    announced: Sequence[Event] = (),
+    titles: Mapping[str, str | None] | None = None,
+) -> None:
     """Enroll the holders of user grants just made in the courses each opens (its product's),
-    and in what their organizations' grants open that they still lack.
+    and in what their organizations' grants open that they still lack. ``announced``: the
+    grants' own events, written in the outbox before the enrollments' (:func:`bulk.enroll`,
+    with ``titles``, the course titles read with the products).
 
     What :func:`open_grant_enrollments_of` does for their users, without reading their other
     grants: a grant made in this transaction has no enrollment source yet, and each of the
@@ -115,7 +124,7 @@ def open_new_grants(session: Session, made: Sequence[tuple[Grant, Sequence[str]]
             for course in course_ids
         ]
     company = _grant_courses_of(session, org_of, _GRANT_COURSES_OF_ORGANIZATIONS)
-    bulk.enroll(session, targets + _unopened(session, org_of, company), utcnow())
+    bulk.enroll(session, targets + _unopened(session, org_of, company), utcnow(), preceding=announced, titles=titles)
 
 
 def _unopened(

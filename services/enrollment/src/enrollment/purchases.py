@@ -15,6 +15,7 @@ the other whatever the mix.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -24,8 +25,7 @@ from sqlalchemy.orm import Session
 
 from enrollment import grants, learning, replica
 from enrollment.events import event
-from enrollment.models import ACTIVE, Grant, PendingCommand, Product, ProductCourse, SeatHolder
-from lms_common import outbox
+from enrollment.models import ACTIVE, Course, Grant, PendingCommand, Product, ProductCourse, SeatHolder
 from lms_common.contracts import enrollment as contract
 from lms_common.db import is_postgres, new_id, unnested, utcnow
 from lms_common.envelope import Event
@@ -99,23 +99,38 @@ def _plain_run(commands: list[Command], held: Mapping[GrantKey, str]) -> tuple[l
 def _grant_fresh(session: Session, commands: list[Command]) -> None:
     if not commands:
         return
-    ids = {data["product_id"] for _, data, _ in commands}
-    products = {product.id: product for product in session.scalars(select(Product).where(Product.id.in_(ids)))}
-    courses = _product_courses(session, ids)
+    sold = _products_sold(session, {data["product_id"] for _, data, _ in commands})
     for round_ in _rounds(commands):
-        _grant_round(session, round_, products, courses)
+        _grant_round(session, round_, sold)
 
 
-def _product_courses(session: Session, product_ids: set[str]) -> dict[str, list[str]]:
+@dataclass(frozen=True)
+class Sold:
+    """The products a run of grants names, each one's courses in order, and their titles."""
+
+    products: dict[str, Product] = field(default_factory=dict)
+    courses: dict[str, list[str]] = field(default_factory=dict)
+    titles: dict[str, str | None] = field(default_factory=dict)
+
+
+def _products_sold(session: Session, product_ids: set[str]) -> Sold:
+    """One read: the ProductGranted events need the products and their courses, the
+    EnrollmentCreated events the courses' titles."""
     query = (
-        select(ProductCourse.product_id, ProductCourse.course_id)
-        .where(ProductCourse.product_id.in_(product_ids))
-        .order_by(ProductCourse.product_id, ProductCourse.position)
+        select(Product, ProductCourse.course_id, Course.title)
+        .outerjoin(ProductCourse, ProductCourse.product_id == Product.id)
+        .outerjoin(Course, Course.id == ProductCourse.course_id)
+        .where(Product.id.in_(product_ids))
+        .order_by(Product.id, ProductCourse.position)
     )
-    courses: dict[str, list[str]] = {}
-    for product_id, course_id in session.execute(query):
-        courses.setdefault(product_id, []).append(course_id)
-    return courses
+    sold = Sold()
+    for product, course_id, title in session.execute(query):
+        sold.products[product.id] = product
+        if course_id is not None:
+            sold.courses.setdefault(product.id, []).append(course_id)
+            if title is not None:
+                sold.titles[course_id] = title
+    return sold
 
 
 def _rounds(commands: list[Command]) -> list[list[Command]]:
@@ -132,22 +147,20 @@ def _rounds(commands: list[Command]) -> list[list[Command]]:
     return rounds
 
 
-def _grant_round(
-    session: Session, commands: list[Command], products: Mapping[str, Product], courses: Mapping[str, list[str]]
-) -> None:
-    """New grants for distinct users: rows, ProductGranted, and the enrollments active products open."""
+def _grant_round(session: Session, commands: list[Command], sold: Sold) -> None:
+    """New grants for distinct users: rows, ProductGranted, and the enrollments active products
+    open, with their events after the grants' in one insert."""
     now = utcnow()
     rows = [_grant_row(org, data["product_id"], owner["user_id"], now) for org, data, owner in commands]
     made = _insert_new(session, rows)
     granted = [(Grant(**row), data) for row, (_, data, _) in zip(rows, commands, strict=True) if row["id"] in made]
-    outbox.add_many(
-        session,
-        (_product_granted(row, products.get(row.product_id), courses.get(row.product_id, []), data, now)
-         for row, data in granted),
-    )  # fmt: skip
-    learning.open_new_grants(
-        session, [(row, courses.get(row.product_id, [])) for row, _ in granted if _active(products.get(row.product_id))]
-    )
+    announced = [
+        _product_granted(row, sold.products.get(row.product_id), sold.courses.get(row.product_id, []), data, now)
+        for row, data in granted
+    ]
+    active = [row for row, _ in granted if _active(sold.products.get(row.product_id))]
+    opening = [(row, sold.courses.get(row.product_id, [])) for row in active]
+    learning.open_new_grants(session, opening, announced=announced, titles=sold.titles)
 
 
 def _grant_row(org: str, product_id: str, user_id: str, now: datetime) -> dict[str, Any]:

@@ -97,8 +97,9 @@ def test_a_malformed_rule_fails_its_own_run_only(harness, settings, admin):
 
 
 def test_a_lone_invoice_is_read_then_written_once_without_a_savepoint(harness):
-    """The run row is inserted in its final state, rules, runs and effects are each looked up
-    once whatever the lines, and no savepoint is opened for the default's grants."""
+    """The run row is inserted in its final state, the organization's setting and rules, its
+    runs and effects are each looked up once whatever the lines, and no savepoint is opened
+    for the default's grants."""
     lines = [(harness.catalog("product"), 1), (harness.catalog("product"), 3)]
     statements: list[str] = []
     sql_event.listen(harness.runtime.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
@@ -106,8 +107,7 @@ def test_a_lone_invoice_is_read_then_written_once_without_a_savepoint(harness):
     verbs = [" ".join(statement.split()[:3]) for statement in statements]
     assert verbs == [
         "INSERT INTO inbox",
-        "SELECT org_settings.org_id, org_settings.invoice_paid_grants,",
-        "SELECT rules.id, rules.org_id,",
+        "SELECT org_settings.invoice_paid_grants, rules.id,",
         "INSERT INTO source_events",
         "SELECT runs.rule_key FROM",
         "SELECT effects.natural_key FROM",
@@ -115,3 +115,31 @@ def test_a_lone_invoice_is_read_then_written_once_without_a_savepoint(harness):
         "INSERT INTO outbox",
         "INSERT INTO runs",
     ]
+
+
+def test_the_setting_and_the_enabled_rules_of_a_trigger_are_one_read(harness, settings, admin):
+    """What each event's evaluation reads first: whether invoices grant (on until switched off)
+    and the enabled rules of the event's trigger, oldest first."""
+    from automation.evaluation import settings_and_rules
+
+    factory = make_session_factory(make_engine(settings.database_url))
+    with factory() as session:
+        assert settings_and_rules(session, ORG, "InvoicePaid") == (True, [])
+    grant = {"type": "GrantProduct", "product_ids": [harness.catalog("product")]}
+
+    def rule(name: str, trigger: str = "InvoicePaid", **extra) -> str:
+        body = {"name": name, "trigger": trigger, "actions": [grant], **extra}
+        return str(ok(admin.post("/v1/rules", json=body), 201)["id"])
+
+    first = rule("First")
+    rule("Switched off", enabled=False)
+    rule("Another trigger", trigger="EmployeeOnboarded")
+    second = rule("Second")
+    with factory() as session:
+        grants_on, rules = settings_and_rules(session, ORG, "InvoicePaid")
+        assert grants_on and [r.id for r in rules] == [first, second]
+        assert settings_and_rules(session, "org-2", "InvoicePaid") == (True, [])
+    ok(admin.put("/v1/settings/defaults", json={"invoice_paid_grants": False}))
+    with factory() as session:
+        grants_on, rules = settings_and_rules(session, ORG, "InvoicePaid")
+        assert not grants_on and [r.id for r in rules] == [first, second]

@@ -1,6 +1,6 @@
 """Evaluating a batch of trigger events set-based, with the outcome of evaluating them one by one.
 
-:func:`evaluation.evaluate_event` costs nine statements or more per event. Here the batch's
+:func:`evaluation.evaluate_event` costs eight statements or more per event. Here the batch's
 rules, organization settings, kept events, runs and employments are read once; each event is
 planned in memory, in delivery order, so an employee onboarded, offboarded and onboarded again
 in one batch gets the cycles it would get event by event. The effects already had under the

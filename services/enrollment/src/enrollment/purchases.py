@@ -110,7 +110,7 @@ class Sold:
 
     products: dict[str, Product] = field(default_factory=dict)
     courses: dict[str, list[str]] = field(default_factory=dict)
-    titles: dict[str, str | None] = field(default_factory=dict)
+    titles: dict[str, str] = field(default_factory=dict)
 
 
 def _products_sold(session: Session, product_ids: set[str]) -> Sold:

@@ -2,9 +2,11 @@
 against the bare JWT endpoint, for one checkout or side by side for two.
 
     python bench/read_bench.py [--baseline /path/to/other/checkout] [--seconds 15] [--rounds 1]
+                               [--learner-courses 30]
 
 Each checkout gets its own databases (migrated by its own code), seeded alike: 100 published
-courses in one organization, and a learner holding a grant of a product of 30 courses. The keys
+courses in one organization, and a learner holding a grant of a product of 30 courses (or
+``--learner-courses``; `GET /v1/me/courses` answers its first page, 50 at most). The keys
 come from a JWKS served by this script; tokens are minted here as identity mints them. Every
 endpoint is loaded in turn (bare, catalog, enrollment), checkout after checkout, so the ratios of
 one round share the machine's weather. Besides requests/s and latency it reports the CPU time
@@ -110,11 +112,11 @@ def seed_catalog(url: str) -> None:
     _insert(url, "courses", rows)
 
 
-def seed_enrollment(url: str) -> None:
+def seed_enrollment(url: str, learner_courses: int) -> None:
     now = SEEDED_AT
-    courses = [seeded_id(f"course-{i}") for i in range(LEARNER_COURSES)]
+    courses = [seeded_id(f"course-{i}") for i in range(learner_courses)]
     product, grant = seeded_id("product"), seeded_id("grant")
-    enrollments = [seeded_id(f"enrollment-{i}") for i in range(LEARNER_COURSES)]
+    enrollments = [seeded_id(f"enrollment-{i}") for i in range(learner_courses)]
     _insert(url, "courses", [
         {"id": c, "org_id": ORG, "title": f"Course {i}", "status": "published", "version": 2, "lesson_count": 5}
         for i, c in enumerate(courses)
@@ -157,12 +159,15 @@ class Checkout:
         self.env = {**env, "PATH": f"{root / '.venv/bin'}:{os.environ['PATH']}"}
         self.processes: list[subprocess.Popen[bytes]] = []
 
-    def prepare(self) -> None:
-        for service, seed in (("catalog", seed_catalog), ("enrollment", seed_enrollment)):
+    def prepare(self, learner_courses: int) -> None:
+        for service in ("catalog", "enrollment"):
             url = create_database(self.admin_url, f"lms_read_{self.run}_{service}")
             self.env[f"LMS_{service.upper()}_DATABASE_URL"] = url
             self._python("-m", service, "migrate")
-            seed(url)
+            if service == "catalog":
+                seed_catalog(url)
+            else:
+                seed_enrollment(url, learner_courses)
 
     def start(self, service: str, port: int) -> str:
         env = {**self.env, f"LMS_{service.upper()}_PORT": str(port), "LMS_METRICS_DIR": ""}
@@ -309,6 +314,7 @@ def main() -> int:
     parser.add_argument("--baseline", type=Path, help="another checkout (with its .venv) measured first")
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--learner-courses", type=int, default=LEARNER_COURSES)
     args = parser.parse_args()
     base = int(os.environ.get("LMS_E2E_PORT_BASE", "25000")) + 400
     issuer = f"http://127.0.0.1:{base}"
@@ -326,7 +332,7 @@ def main() -> int:
         checkouts.insert(0, Checkout(args.baseline.resolve(), "baseline", admin_url, env))
     try:
         for checkout in checkouts:
-            checkout.prepare()
+            checkout.prepare(args.learner_courses)
         for number in range(args.rounds):
             print(f"round {number + 1} (wrk, {api_bench.CONNECTIONS} connections, {args.seconds:.0f} s each)")
             answers = []

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, and_, bindparam, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, exists, func, or_, select, tuple_, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
@@ -34,6 +34,7 @@ from enrollment.models import (
     User,
     enrollment_status,
 )
+from lms_common.api import decode_cursor, encode_cursor
 from lms_common.contracts import enrollment as contract
 from lms_common.db import AnySelect, RawReads, ReadStatement, is_postgres, one_of, utcnow
 from lms_common.envelope import Event
@@ -283,20 +284,31 @@ def _granted_courses_query(user_id: Any, org: Any) -> AnySelect:
     )
 
 
-def my_courses(reads: RawReads, who: Actor, granted: set[str]) -> list[dict[str, Any]]:
-    """Every course the caller may learn now, with its enrollment, progress and sources, as
-    ``MyCourse`` dumps it; ``granted``: the courses its grants in its own organization open
-    (:func:`granted_courses`).
+MY_COURSE_KEYS = (Enrollment.enrolled_at, Enrollment.id)
+
+
+def my_course_page(
+    reads: RawReads, who: Actor, granted: set[str], limit: int, cursor: str | None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of the courses the caller may learn now, in enrollment order, with its
+    enrollment, progress and sources as ``MyCourse`` dumps them, and the next page's cursor;
+    ``granted``: the courses its grants in its own organization open (:func:`granted_courses`).
 
     The same rules as :func:`sources_of`, in one query whatever the number of courses: a
-    learner's list is read on every visit to its dashboard.
+    learner's list is read on every visit to its dashboard. The enrollments after the cursor
+    are read whole and those no live source allows left out here, so that every page but the
+    last is full; a learner holds tens of courses, rarely hundreds.
     """
-    rows = _MY_ENROLLMENTS.rows(reads, {"user": who.user})
+    params: dict[str, Any] = {"user": who.user}
+    if cursor:
+        params.update(zip(("after_0", "after_1"), decode_cursor(cursor, MY_COURSE_KEYS), strict=True))
+    rows = _MY_ENROLLMENTS[cursor is not None].rows(reads, params)
     granted_in = {who.org: granted}
     for org in {row[1] for row in rows} - set(granted_in):
         granted_in[org] = granted_courses(reads, who.user, org).course_ids
     items: dict[str, dict[str, Any]] = {}
-    for enrollment_id, org_id, course_id, progress_percent, completed_at, title, kind in rows:
+    keys: dict[str, tuple[datetime, str]] = {}
+    for enrollment_id, org_id, course_id, progress_percent, completed_at, enrolled_at, title, kind in rows:
         if enrollment_id not in items:
             items[enrollment_id] = {
                 "course_id": course_id,
@@ -306,14 +318,19 @@ def my_courses(reads: RawReads, who: Actor, granted: set[str]) -> list[dict[str,
                 "status": enrollment_status(progress_percent, completed_at),
                 "sources": {"grant"} if course_id in granted_in[org_id] else set(),
             }
+            keys[enrollment_id] = (enrolled_at, enrollment_id)
         if kind is not None:
             items[enrollment_id]["sources"].add(kind)
-    return [{**item, "sources": sorted(item["sources"])} for item in items.values() if item["sources"]]
+    page = [{**item, "sources": sorted(item["sources"])} for item in items.values() if item["sources"]]
+    if len(page) <= limit:
+        return page, None
+    return page[:limit], encode_cursor(keys[page[limit - 1]["enrollment_id"]])
 
 
-def _my_enrollments(user_id: Any) -> AnySelect:
+def _my_enrollments(user_id: Any, *, after: bool) -> AnySelect:
     """The open enrollments in published courses of a user still open, with their titles: one
-    row per active source other than a grant (grants are matched against the live grants)."""
+    row per active source other than a grant (grants are matched against the live grants);
+    with ``after``, only those past the cursor's ``:after_0`` and ``:after_1``."""
     user_closed = exists().where(User.id == user_id, or_(User.disabled_at.is_not(None), User.merged_into.is_not(None)))
     other_source = and_(
         EnrollmentSource.enrollment_id == Enrollment.id,
@@ -321,20 +338,24 @@ def _my_enrollments(user_id: Any) -> AnySelect:
         EnrollmentSource.kind != "grant",
     )
     columns = (Enrollment.id, Enrollment.org_id, Enrollment.course_id, Enrollment.progress_percent)
-    return (
-        select(*columns, Enrollment.completed_at, Course.title, EnrollmentSource.kind)
+    query = (
+        select(*columns, Enrollment.completed_at, Enrollment.enrolled_at, Course.title, EnrollmentSource.kind)
         .join(Course, Course.id == Enrollment.course_id)
         .outerjoin(EnrollmentSource, other_source)
         .where(Enrollment.user_id == user_id, Course.status == PUBLISHED, Enrollment.access_closed_at.is_(None))
         .where(~user_closed)
-        .order_by(Enrollment.enrolled_at, Enrollment.id)
+        .order_by(*MY_COURSE_KEYS)
     )
+    if after:
+        bound = [bindparam(f"after_{i}", type_=column.type) for i, column in enumerate(MY_COURSE_KEYS)]
+        query = query.where(tuple_(*MY_COURSE_KEYS) > tuple_(*bound))
+    return query
 
 
 # A learner's course list is read on every visit to its dashboard: its statements are compiled
-# once, each request binds only the user and the organization (see ReadStatement).
+# once, each request binds only the user, the organization and the cursor (see ReadStatement).
 _GRANTED_COURSES = ReadStatement(_granted_courses_query(bindparam("user"), bindparam("org")))
-_MY_ENROLLMENTS = ReadStatement(_my_enrollments(bindparam("user")))
+_MY_ENROLLMENTS = {after: ReadStatement(_my_enrollments(bindparam("user"), after=after)) for after in (False, True)}
 
 
 # --- enrollments ------------------------------------------------------------------------------------

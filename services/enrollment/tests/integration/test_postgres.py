@@ -120,6 +120,56 @@ def test_a_cohort_of_three_seats_takes_exactly_three_of_five_concurrent_members(
         assert session.scalar(enrolled) == 3
 
 
+def test_a_learners_courses_page_by_enrollment_on_postgres(world):
+    """Own grants, an organization's grant of two courses (enrolled at one instant), a
+    program, and revoked grants in between: every page but the last is full, in order."""
+    send, caller = world
+    admin, admin_headers, _ = caller(ADMIN)
+    learner, headers, user = caller("learner")
+    send("UserProvisioned", user_event(user))
+
+    def product_of(courses: list[str]) -> str:
+        product = new_id()
+        for course in courses:
+            send("CourseUpdated", course_event(course, [new_id()]))
+        data = {"product_id": product, "version": 1, "title": "P", "status": "active", "course_ids": courses}
+        send("ProductActivated", data)
+        return product
+
+    def grant(product: str, **owner: str) -> dict[str, Any]:
+        answer = admin.post("/v1/grants", json={"product_id": product, **owner}, headers=admin_headers)
+        assert answer.status_code == 201, answer.get_json()
+        return answer.get_json()
+
+    own = [new_id() for _ in range(9)]
+    grants = [grant(product_of([course]), user_id=user) for course in own]
+    company = sorted([new_id(), new_id()])
+    grant(product_of(company), organization_id=ORG)
+    program, in_program = new_id(), [new_id(), own[0]]
+    for course in in_program[:1]:
+        send("CourseUpdated", course_event(course, [new_id()]))
+    send("ProgramPublished", {"program_id": program, "version": 1, "title": "Academy", "published": True,
+                              "enforce_course_order": False, "course_ids": in_program})  # fmt: skip
+    members = admin.post(f"/v1/programs/{program}/members", json={"user_ids": [user]}, headers=admin_headers)
+    assert members.status_code == 200, members.get_json()
+    for revoked in (grants[0], grants[2], grants[3], grants[4]):
+        answer = admin.post(f"/v1/grants/{revoked['id']}/revoke", headers=admin_headers)
+        assert answer.status_code == 200, answer.get_json()
+
+    pages, url = [], "/v1/me/courses?limit=3"
+    while url:
+        body = learner.get(url, headers=headers).get_json()
+        pages.append([(item["course_id"], item["sources"]) for item in body["items"]])
+        url = body["next_cursor"] and f"/v1/me/courses?limit=3&cursor={body['next_cursor']}"
+    whole = learner.get("/v1/me/courses?limit=500", headers=headers).get_json()
+    listed = [(item["course_id"], item["sources"]) for item in whole["items"]]
+    assert pages == [listed[0:3], listed[3:6], listed[6:9]]
+    one_instant = sorted(listed[6:8])  # enrolled together: in enrollment id order
+    assert listed[6:8] in (one_instant, one_instant[::-1]) and [course for course, _ in one_instant] == company
+    grant_only = [(course, ["grant"]) for course in (own[1], *own[5:])]
+    assert listed[:6] + listed[8:] == [(own[0], ["program"]), *grant_only, (in_program[0], ["program"])]
+
+
 def test_the_quiz_attempt_limit_holds_under_ten_concurrent_submissions(world, settings):
     send, caller = world
     course, lesson, quiz, question = new_id(), new_id(), new_id(), new_id()

@@ -20,16 +20,18 @@ blp = Blueprint("learning", __name__, url_prefix="/v1", description="Enrollments
 
 @blp.route("/me/courses", methods=["GET"])
 @require(LEARN, READ, WRITE)
+@blp.arguments(s.MyCourseQuery(), location="query")
 @blp.response(200, s.MyCoursePage)
-def my_courses() -> Any:
-    """Every course the caller may learn now, with progress and the sources that allow it"""
+def my_courses(args: dict[str, Any]) -> Any:
+    """The courses the caller may learn now, in enrollment order, with progress and the sources that allow it"""
     who = actor()
     with raw_reads(runtime().engine) as reads:
         granted = learning.granted_courses(reads, who.user, who.org)
         if granted.unopened:  # a first look after a grant: open its enrollments, then read
             with unit_of_work() as writer:
                 learning.open_grant_enrollments(writer, who.user, who.org)
-        return dumped_page(learning.my_courses(reads, who, granted.course_ids), None)
+        page = learning.my_course_page(reads, who, granted.course_ids, args["limit"], args.get("cursor"))
+        return dumped_page(*page)
 
 
 @blp.route("/enrollments", methods=["POST"])

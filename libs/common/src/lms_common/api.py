@@ -285,20 +285,30 @@ def paginate(
 def keyset_statement(query: AnySelect, key_columns: Sequence[Any], *, after: bool) -> AnySelect:
     """``query`` as one page of a keyset pagination, for :class:`~lms_common.db.ReadStatement`:
     in ``key_columns`` order, at most ``:limit`` rows, and with ``after`` only the rows past the
-    cursor's ``:after_0``, ``:after_1``... (:func:`keyset_params` binds them)."""
+    cursor (:func:`past_cursor`; :func:`keyset_params` binds them)."""
     if after:
-        bound = [bindparam(f"after_{i}", type_=column.type) for i, column in enumerate(key_columns)]
-        query = query.where(tuple_(*key_columns) > tuple_(*bound))
+        query = past_cursor(query, key_columns)
     return query.order_by(*key_columns).limit(bindparam("limit"))
+
+
+def past_cursor(query: AnySelect, key_columns: Sequence[Any]) -> AnySelect:
+    """``query`` with only the rows past a cursor in ``key_columns`` order: its values bound as
+    ``:after_0``, ``:after_1``... (:func:`cursor_params`)."""
+    bound = [bindparam(f"after_{i}", type_=column.type) for i, column in enumerate(key_columns)]
+    return query.where(tuple_(*key_columns) > tuple_(*bound))
 
 
 def keyset_params(key_columns: Sequence[Any], limit: int, cursor: str | None) -> dict[str, Any]:
     """The bound values of a :func:`keyset_statement` page: one row more than the page shows,
     which tells whether there is a next page."""
-    params: dict[str, Any] = {"limit": limit + 1}
-    if cursor:
-        params.update((f"after_{i}", value) for i, value in enumerate(decode_cursor(cursor, key_columns)))
-    return params
+    return {"limit": limit + 1, **cursor_params(key_columns, cursor)}
+
+
+def cursor_params(key_columns: Sequence[Any], cursor: str | None) -> dict[str, Any]:
+    """The bound values of :func:`past_cursor` for ``cursor`` (none without one)."""
+    if not cursor:
+        return {}
+    return {f"after_{i}": value for i, value in enumerate(decode_cursor(cursor, key_columns))}
 
 
 def keyset_page(rows: list[Any], limit: int, key_positions: Sequence[int]) -> tuple[list[Any], str | None]:

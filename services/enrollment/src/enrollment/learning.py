@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, and_, bindparam, exists, func, or_, select, tuple_, update
+from sqlalchemy import ColumnElement, and_, bindparam, exists, func, or_, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
@@ -34,7 +34,7 @@ from enrollment.models import (
     User,
     enrollment_status,
 )
-from lms_common.api import decode_cursor, encode_cursor
+from lms_common.api import cursor_params, encode_cursor, past_cursor
 from lms_common.contracts import enrollment as contract
 from lms_common.db import AnySelect, RawReads, ReadStatement, is_postgres, one_of, utcnow
 from lms_common.envelope import Event
@@ -299,9 +299,7 @@ def my_course_page(
     are read whole and those no live source allows left out here, so that every page but the
     last is full; a learner holds tens of courses, rarely hundreds.
     """
-    params: dict[str, Any] = {"user": who.user}
-    if cursor:
-        params.update(zip(("after_0", "after_1"), decode_cursor(cursor, MY_COURSE_KEYS), strict=True))
+    params = {"user": who.user, **cursor_params(MY_COURSE_KEYS, cursor)}
     rows = _MY_ENROLLMENTS[cursor is not None].rows(reads, params)
     granted_in = {who.org: granted}
     for org in {row[1] for row in rows} - set(granted_in):
@@ -330,7 +328,7 @@ def my_course_page(
 def _my_enrollments(user_id: Any, *, after: bool) -> AnySelect:
     """The open enrollments in published courses of a user still open, with their titles: one
     row per active source other than a grant (grants are matched against the live grants);
-    with ``after``, only those past the cursor's ``:after_0`` and ``:after_1``."""
+    with ``after``, only those past the cursor (:func:`~lms_common.api.past_cursor`)."""
     user_closed = exists().where(User.id == user_id, or_(User.disabled_at.is_not(None), User.merged_into.is_not(None)))
     other_source = and_(
         EnrollmentSource.enrollment_id == Enrollment.id,
@@ -346,10 +344,7 @@ def _my_enrollments(user_id: Any, *, after: bool) -> AnySelect:
         .where(~user_closed)
         .order_by(*MY_COURSE_KEYS)
     )
-    if after:
-        bound = [bindparam(f"after_{i}", type_=column.type) for i, column in enumerate(MY_COURSE_KEYS)]
-        query = query.where(tuple_(*MY_COURSE_KEYS) > tuple_(*bound))
-    return query
+    return past_cursor(query, MY_COURSE_KEYS) if after else query
 
 
 # A learner's course list is read on every visit to its dashboard: its statements are compiled

@@ -66,10 +66,6 @@ class MyCourse(Schema):
     sources = fields.List(fields.String())
 
 
-class MyCourseQuery(PageArgs):
-    """A page of the caller's courses: ``limit`` and ``cursor`` only."""
-
-
 class EnrollmentCreate(StrictSchema):
     user_id = Uuid(required=True)
     course_id = Uuid(required=True)
